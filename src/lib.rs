@@ -1,0 +1,16 @@
+//! ISP Toolbox: flash AVR bootloaders and set fuses over ISP.
+//!
+//! The engine: part data ([`part`]), Intel HEX images ([`hex`]), the ISP instruction set
+//! ([`isp`]), programmer drivers ([`programmer`]) over links ([`transport`]), and emulated
+//! programmers and targets for testing without hardware ([`emulate`]). It knows nothing of the
+//! GUI toolkit, the async runtime or the command line.
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod isp;
+pub mod part;
+pub mod programmer;
+pub mod transport;
+pub mod util;
+
+pub use error::{Error, Memory, Result};
