@@ -6,7 +6,10 @@
 //! GUI toolkit, the async runtime or the command line.
 #![warn(missing_docs)]
 
+pub mod catalog;
+pub mod emulate;
 pub mod error;
+pub mod hex;
 pub mod isp;
 pub mod part;
 pub mod programmer;

@@ -1,0 +1,1 @@
+//! The bootloader catalog and the programmer catalog.

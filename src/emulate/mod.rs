@@ -1,0 +1,1 @@
+//! Emulated targets and programmers for testing without hardware.

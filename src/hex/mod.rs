@@ -1,0 +1,1 @@
+//! Intel HEX files and sparse memory images.
