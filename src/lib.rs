@@ -11,6 +11,7 @@ pub mod emulate;
 pub mod error;
 pub mod hex;
 pub mod isp;
+pub mod job;
 pub mod part;
 pub mod programmer;
 pub mod transport;
