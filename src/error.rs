@@ -169,7 +169,9 @@ pub enum Error {
     },
 
     /// A fuse or lock byte read back different from what was written.
-    #[error("{fuse} verify failed: wrote 0x{wrote:02X}, read 0x{read:02X} (compared bits 0x{mask:02X})")]
+    #[error(
+        "{fuse} verify failed: wrote 0x{wrote:02X}, read 0x{read:02X} (compared bits 0x{mask:02X})"
+    )]
     FuseVerify {
         /// "lfuse", "hfuse", "efuse", "lock".
         fuse: &'static str,

@@ -306,14 +306,20 @@ mod tests {
     fn decode_inverts_encode() {
         for kind in FuseKind::ALL {
             assert_eq!(decode(read_fuse(kind)), Decoded::ReadFuse(kind));
-            assert_eq!(decode(write_fuse(kind, 0x3F)).clone(), match kind {
-                FuseKind::Lock => Decoded::WriteFuse(kind, 0xFF),
-                _ => Decoded::WriteFuse(kind, 0x3F),
-            });
+            assert_eq!(
+                decode(write_fuse(kind, 0x3F)).clone(),
+                match kind {
+                    FuseKind::Lock => Decoded::WriteFuse(kind, 0xFF),
+                    _ => Decoded::WriteFuse(kind, 0x3F),
+                }
+            );
         }
         assert_eq!(
             decode(read_flash_byte(0x1FFFF)),
-            Decoded::ReadFlash { word: 0xFFFF, high: true }
+            Decoded::ReadFlash {
+                word: 0xFFFF,
+                high: true
+            }
         );
         assert_eq!(decode(programming_enable()), Decoded::ProgrammingEnable);
         assert_eq!(decode([0x12, 0, 0, 0]), Decoded::Unknown);

@@ -38,11 +38,11 @@ impl PartDb {
                 other => other.to_string(),
             })
         })
-            .as_ref()
-            .map_err(|reason| Error::Data {
-                file: "assets/parts.json",
-                reason: reason.clone(),
-            })
+        .as_ref()
+        .map_err(|reason| Error::Data {
+            file: "assets/parts.json",
+            reason: reason.clone(),
+        })
     }
 
     /// Parses and validates a parts file (used for the built-in data and by tests).

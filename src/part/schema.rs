@@ -186,7 +186,11 @@ pub struct FuseByte {
     pub default: u8,
     /// Bits the silicon actually stores, where that is more than `mask` (the ATmega32U4 keeps
     /// efuse bits 5..4 although the datasheet calls them unused; avrdude issue #446).
-    #[serde(default, with = "hexnum::opt_u8", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "hexnum::opt_u8",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub stored_mask: Option<u8>,
     /// Named fields, most significant first.
     pub fields: Vec<FuseBitfield>,
@@ -360,9 +364,13 @@ pub struct IspPin {
 impl Part {
     /// All names this part answers to.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        [self.id.as_str(), self.name.as_str(), self.avrdude_id.as_str()]
-            .into_iter()
-            .chain(self.aliases.iter().map(String::as_str))
+        [
+            self.id.as_str(),
+            self.name.as_str(),
+            self.avrdude_id.as_str(),
+        ]
+        .into_iter()
+        .chain(self.aliases.iter().map(String::as_str))
     }
 
     /// The fuse or lock byte of this kind, if the part has it.
@@ -456,7 +464,11 @@ impl Part {
         }
         for pkg in &self.packages {
             for sig in IspSignal::ALL {
-                if !pkg.isp_pins.iter().any(|p| p.signal == sig && !p.pins.is_empty()) {
+                if !pkg
+                    .isp_pins
+                    .iter()
+                    .any(|p| p.signal == sig && !p.pins.is_empty())
+                {
                     return Err(format!("package {} lacks pin(s) for {:?}", pkg.name, sig));
                 }
             }
@@ -466,31 +478,52 @@ impl Part {
             for field in &byte.fields {
                 let m = field.mask;
                 if m == 0 || (m >> m.trailing_zeros()).count_ones() != m.count_ones() {
-                    return Err(format!("{} field {}: mask must be contiguous", byte.kind, field.name));
+                    return Err(format!(
+                        "{} field {}: mask must be contiguous",
+                        byte.kind, field.name
+                    ));
                 }
                 if covered & m != 0 {
-                    return Err(format!("{} field {} overlaps another field", byte.kind, field.name));
+                    return Err(format!(
+                        "{} field {} overlaps another field",
+                        byte.kind, field.name
+                    ));
                 }
                 if m & !byte.mask != 0 {
-                    return Err(format!("{} field {} uses unimplemented bits", byte.kind, field.name));
+                    return Err(format!(
+                        "{} field {} uses unimplemented bits",
+                        byte.kind, field.name
+                    ));
                 }
                 covered |= m;
                 let max = m >> m.trailing_zeros();
                 for v in &field.values {
                     if v.value > max {
-                        return Err(format!("{} field {}: value {} too big", byte.kind, field.name, v.value));
+                        return Err(format!(
+                            "{} field {}: value {} too big",
+                            byte.kind, field.name, v.value
+                        ));
                     }
                 }
                 if field.risk == Risk::Critical && field.lockout_value.is_none() {
-                    return Err(format!("{} field {}: critical needs lockout_value", byte.kind, field.name));
+                    return Err(format!(
+                        "{} field {}: critical needs lockout_value",
+                        byte.kind, field.name
+                    ));
                 }
                 if field.values.is_empty() {
-                    return Err(format!("{} field {}: no values described", byte.kind, field.name));
+                    return Err(format!(
+                        "{} field {}: no values described",
+                        byte.kind, field.name
+                    ));
                 }
             }
             if !byte.mask & !byte.default != 0 {
                 // Unimplemented bits read as 1, so the default must have them set.
-                return Err(format!("{} default has unimplemented bits cleared", byte.kind));
+                return Err(format!(
+                    "{} default has unimplemented bits cleared",
+                    byte.kind
+                ));
             }
         }
         Ok(())

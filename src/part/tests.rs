@@ -7,8 +7,14 @@ fn db() -> &'static PartDb {
 #[test]
 fn every_part_of_the_guide_is_known() {
     for name in [
-        "atmega16u4", "atmega32u4", "at90usb646", "at90usb647", "at90usb1286", "at90usb1287",
-        "atmega32a", "atmega328p",
+        "atmega16u4",
+        "atmega32u4",
+        "at90usb646",
+        "at90usb647",
+        "at90usb1286",
+        "at90usb1287",
+        "atmega32a",
+        "atmega328p",
     ] {
         assert_eq!(db().find(name).unwrap().id, name);
     }
@@ -52,7 +58,10 @@ fn target_clock_from_fuses() {
     let c = p.target_clock(0x5E, Some(16_000_000));
     assert!(c.divided_by_8);
     assert_eq!(c.cpu_hz, Some(2_000_000));
-    assert_eq!(p.target_clock(0xFF, Some(16_000_000)).cpu_hz, Some(16_000_000));
+    assert_eq!(
+        p.target_clock(0xFF, Some(16_000_000)).cpu_hz,
+        Some(16_000_000)
+    );
     assert_eq!(p.target_clock(0xFF, None).cpu_hz, None);
     // Factory default 0x52: internal RC 8 MHz / 8.
     assert_eq!(p.target_clock(0x52, None).cpu_hz, Some(1_000_000));
@@ -77,7 +86,12 @@ fn decoding_names_every_field() {
     let p = db().find("atmega32u4").unwrap();
     let fields = decode_byte(p, FuseKind::High, 0xD8);
     let names: Vec<_> = fields.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(names, ["OCDEN", "JTAGEN", "SPIEN", "WDTON", "EESAVE", "BOOTSZ", "BOOTRST"]);
+    assert_eq!(
+        names,
+        [
+            "OCDEN", "JTAGEN", "SPIEN", "WDTON", "EESAVE", "BOOTSZ", "BOOTRST"
+        ]
+    );
     let bootrst = fields.iter().find(|f| f.name == "BOOTRST").unwrap();
     assert_eq!(bootrst.value, 0);
     assert!(bootrst.meaning.contains("bootloader"));

@@ -28,7 +28,8 @@ pub mod u8 {
     /// Deserialize from a hex string or a number.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
         let n = parse(d)?;
-        ::core::primitive::u8::try_from(n).map_err(|_| D::Error::custom(format!("{n} does not fit a byte")))
+        ::core::primitive::u8::try_from(n)
+            .map_err(|_| D::Error::custom(format!("{n} does not fit a byte")))
     }
 }
 
