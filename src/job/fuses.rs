@@ -1,0 +1,118 @@
+//! Fuse and lock jobs: read all, and write through the safety policy with a masked verify.
+
+use super::safety::{Approval, FuseReview, FuseValues, review};
+use super::{Ctx, Level, Stage};
+use crate::error::{Error, Result};
+use crate::part::{FuseKind, Part};
+use crate::programmer::Programmer;
+
+/// Reads every fuse byte the part has, and the lock byte.
+pub fn read_all(prog: &mut dyn Programmer, part: &Part) -> Result<FuseValues> {
+    part.fuse_bytes()
+        .map(|b| Ok((b.kind, prog.read_fuse(b.kind)?)))
+        .collect()
+}
+
+/// What a fuse write did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FuseWriteReport {
+    /// The review the write was authorized against.
+    pub review: FuseReview,
+    /// Values before.
+    pub before: FuseValues,
+    /// Values read back after.
+    pub after: FuseValues,
+    /// Bytes actually written (unchanged bytes are skipped).
+    pub written: Vec<FuseKind>,
+}
+
+/// Reads the current values, reviews the proposal, checks the approval, writes what changed
+/// (lock byte last: LB1 locks the fuses), and verifies each byte on its implemented bits.
+///
+/// Nothing is written if the policy refuses.
+pub fn write_fuses(
+    ctx: &mut Ctx<'_>,
+    proposed: &FuseValues,
+    approval: &Approval,
+) -> Result<FuseWriteReport> {
+    let stage = if proposed.keys().all(|k| *k == FuseKind::Lock) {
+        Stage::Lock
+    } else {
+        Stage::Fuses
+    };
+    ctx.stage(stage);
+    let before = read_all(ctx.prog, ctx.part)?;
+    let review = review(ctx.part, &before, proposed)?;
+    for line in review.describe().lines() {
+        ctx.log(Level::Info, line.to_string());
+    }
+    review.authorize(approval)?;
+    let total = review.writes.len() as u64;
+    let mut written = Vec::new();
+    for (done, kind) in FuseKind::ALL.iter().enumerate() {
+        let Some(&value) = review.writes.get(kind) else {
+            continue;
+        };
+        let mask = ctx.part.fuse(*kind).map(|b| b.mask).unwrap_or(0xFF);
+        let current = before.get(kind).copied();
+        if current.is_some_and(|c| c & mask == value & mask) {
+            ctx.log(
+                Level::Debug,
+                format!("{kind} already 0x{value:02X}; not rewritten"),
+            );
+        } else {
+            ctx.check_cancel()?;
+            ctx.info(format!("Writing {kind} = 0x{value:02X}"));
+            ctx.prog.write_fuse(ctx.part, *kind, value)?;
+            written.push(*kind);
+        }
+        verify_fuse(ctx, *kind, value)?;
+        ctx.progress(stage, done as u64 + 1, total.max(done as u64 + 1));
+    }
+    let after = read_all(ctx.prog, ctx.part)?;
+    ctx.log(
+        Level::Success,
+        format!(
+            "Fuses verified: {}",
+            after
+                .iter()
+                .map(|(k, v)| format!("{k} 0x{v:02X}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+    Ok(FuseWriteReport {
+        review,
+        before,
+        after,
+        written,
+    })
+}
+
+/// Reads one byte back and compares it on the bits that exist in silicon only, so the
+/// "upper four bits of the extended fuse" never raise a false alarm.
+pub fn verify_fuse(ctx: &mut Ctx<'_>, kind: FuseKind, wrote: u8) -> Result<()> {
+    let mask = ctx
+        .part
+        .fuse(kind)
+        .map(|b| b.mask)
+        .ok_or_else(|| Error::invalid(format!("the {} has no {kind}", ctx.part.name)))?;
+    let read = ctx.prog.read_fuse(kind)?;
+    if read & mask != wrote & mask {
+        return Err(Error::FuseVerify {
+            fuse: kind.avrdude_name(),
+            wrote,
+            read,
+            mask,
+        });
+    }
+    if read != wrote {
+        ctx.log(
+            Level::Debug,
+            format!(
+                "{kind} reads 0x{read:02X} for 0x{wrote:02X}: only bits 0x{mask:02X} exist, so this matches"
+            ),
+        );
+    }
+    Ok(())
+}
