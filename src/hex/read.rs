@@ -1,0 +1,318 @@
+//! Reading Intel HEX text into a [`MemoryImage`].
+//!
+//! Lines are split here (so every error names its line and column); each record string is then
+//! decoded by the `ihex` crate. Policy, and where it differs from avrdude:
+//!
+//! - Record types 00-05 are understood. 02 (extended segment address) sets the base to
+//!   segment × 16 and, like avrdude, does not wrap offsets at 64 KiB. 04 (extended linear
+//!   address) sets the upper 16 bits; a data record that would cross the 64 KiB boundary of its
+//!   base is refused, since readers disagree on whether it wraps. Before any 02/04 record the
+//!   base is 0, with the same no-crossing rule as 04. 03 and 05 (start addresses) are ignored.
+//! - LF and CRLF endings, whitespace around a record, blank lines and a UTF-8 byte-order mark
+//!   are tolerated.
+//! - A non-blank line that does not start with ':' is an error. avrdude skips such lines, but
+//!   the usual cause is a wrong file (an HTML page saved from a browser, a README), and
+//!   flashing whatever records happen to be inside it is worse than stopping.
+//! - The end-of-file record is required, and only blank lines may follow it: a missing one
+//!   usually means a truncated download, data after it two files pasted together.
+//! - Overlapping data records are refused, naming both lines.
+
+use ihex::{ReaderError, Record};
+
+use super::image::{ADDRESS_SPACE_END, MemoryImage, range_string};
+use crate::error::{Error, Result};
+
+/// Reads Intel HEX `text`. `source_name` (a file name, or `<input>`) appears in errors.
+pub fn read_hex(text: &str, source_name: &str) -> Result<MemoryImage> {
+    let mut reader = HexReader::new(source_name);
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+    for (index, raw_line) in text.split('\n').enumerate() {
+        reader.line(index + 1, raw_line)?;
+    }
+    reader.finish()
+}
+
+/// Reads Intel HEX from raw file bytes, refusing binary data with a clear error instead of
+/// decoding garbage (a .bin renamed to .hex, a zip, an image).
+pub fn read_hex_bytes(bytes: &[u8], source_name: &str) -> Result<MemoryImage> {
+    if let Some(at) = bytes.iter().position(|&b| b == 0) {
+        return Err(binary_error(bytes, at, source_name));
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) => read_hex(text, source_name),
+        Err(e) => Err(binary_error(bytes, e.valid_up_to(), source_name)),
+    }
+}
+
+fn binary_error(bytes: &[u8], at: usize, source_name: &str) -> Error {
+    let before = &bytes[..at];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let column = at
+        - before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |nl| nl + 1)
+        + 1;
+    Error::Hex {
+        file: source_name.to_string(),
+        line,
+        reason: format!(
+            "byte 0x{:02X} at column {column} is not text: this is a binary file, not Intel HEX; \
+             if it is a raw binary image, load it as .bin",
+            bytes[at]
+        ),
+    }
+}
+
+/// Where a data record's bytes went, to name the earlier line when a later record overlaps.
+struct Placed {
+    start: u32,
+    end: u64,
+    line: usize,
+}
+
+/// How the address base was set by the last 02/04 record.
+#[derive(Clone, Copy)]
+enum Base {
+    /// Type 04 (or none yet): records must not cross the 64 KiB boundary.
+    Linear(u32),
+    /// Type 02: segment × 16, offsets do not wrap.
+    Segment(u32),
+}
+
+struct HexReader<'a> {
+    source: &'a str,
+    image: MemoryImage,
+    placed: Vec<Placed>,
+    base: Base,
+    last_record_line: Option<usize>,
+    eof_line: Option<usize>,
+}
+
+impl<'a> HexReader<'a> {
+    fn new(source: &'a str) -> Self {
+        HexReader {
+            source,
+            image: MemoryImage::new(),
+            placed: Vec::new(),
+            base: Base::Linear(0),
+            last_record_line: None,
+            eof_line: None,
+        }
+    }
+
+    fn error(&self, line: usize, reason: impl Into<String>) -> Error {
+        Error::Hex {
+            file: self.source.to_string(),
+            line,
+            reason: reason.into(),
+        }
+    }
+
+    fn line(&mut self, number: usize, raw_line: &str) -> Result<()> {
+        let record = raw_line.trim();
+        if record.is_empty() {
+            return Ok(());
+        }
+        if let Some(eof_line) = self.eof_line {
+            return Err(self.error(
+                number,
+                format!(
+                    "data after the end-of-file record on line {eof_line}; were two files pasted \
+                     together? For a production image remove the first file's ':00000001FF' \
+                     line, or use the merge command"
+                ),
+            ));
+        }
+        self.last_record_line = Some(number);
+        let leading = raw_line.chars().take_while(|c| c.is_whitespace()).count();
+        let record = self.check_syntax(number, record, leading)?;
+        match record {
+            Record::Data { offset, value } => self.data(number, offset, &value),
+            Record::EndOfFile => {
+                self.eof_line = Some(number);
+                Ok(())
+            }
+            Record::ExtendedSegmentAddress(segment) => {
+                self.base = Base::Segment(u32::from(segment) << 4);
+                Ok(())
+            }
+            Record::ExtendedLinearAddress(upper) => {
+                self.base = Base::Linear(u32::from(upper) << 16);
+                Ok(())
+            }
+            // Start addresses mean nothing to an AVR programmer.
+            Record::StartSegmentAddress { .. } | Record::StartLinearAddress(_) => Ok(()),
+        }
+    }
+
+    /// Checks the characters and the length field ourselves (for precise messages), then lets
+    /// `ihex` decode the record. `leading` is the whitespace trimmed before it, for columns.
+    fn check_syntax(&self, number: usize, record: &str, leading: usize) -> Result<Record> {
+        let Some(digits) = record.strip_prefix(':') else {
+            return Err(self.error(number, not_a_record(record)));
+        };
+        if let Some((index, c)) = digits.char_indices().find(|(_, c)| !c.is_ascii_hexdigit()) {
+            // Columns count characters, 1-based, the ':' being column `leading + 1`.
+            let column = leading + 2 + digits[..index].chars().count();
+            return Err(self.error(
+                number,
+                format!(
+                    "invalid character {c:?} at column {column}: after ':' a record holds only \
+                     hex digits; the file was probably edited or damaged"
+                ),
+            ));
+        }
+        if digits.len() % 2 != 0 {
+            return Err(self.error(
+                number,
+                format!(
+                    "odd number of hex digits ({}): a digit is missing or extra; the line was \
+                     cut or edited",
+                    digits.len()
+                ),
+            ));
+        }
+        if digits.len() < 10 {
+            return Err(self.error(
+                number,
+                format!(
+                    "record too short ({} hex digits): a record needs at least 10 \
+                     (length, address, type, checksum); the line was cut",
+                    digits.len()
+                ),
+            ));
+        }
+        // Hex digits are ASCII, so byte slicing is safe from here on.
+        let declared = usize::from(u8::from_str_radix(&digits[..2], 16).unwrap_or(0));
+        let actual = (digits.len() - 10) / 2;
+        if declared != actual {
+            return Err(self.error(
+                number,
+                format!(
+                    "length field says {declared} data byte(s) but the record holds {actual}; \
+                     the line was cut or edited"
+                ),
+            ));
+        }
+        Record::from_record_string(&format!(":{digits}"))
+            .map_err(|e| self.error(number, decode_reason(e, &digits[6..8])))
+    }
+
+    fn data(&mut self, number: usize, offset: u16, value: &[u8]) -> Result<()> {
+        if value.is_empty() {
+            return Ok(());
+        }
+        let len = value.len() as u64;
+        let start = match self.base {
+            Base::Linear(base) => {
+                if u64::from(offset) + len > 0x1_0000 {
+                    return Err(self.error(
+                        number,
+                        format!(
+                            "{len} bytes at offset 0x{offset:04X} cross the 64 KiB boundary of \
+                             base 0x{base:08X}; split the record and add a type 04 record"
+                        ),
+                    ));
+                }
+                u64::from(base) + u64::from(offset)
+            }
+            Base::Segment(base) => u64::from(base) + u64::from(offset),
+        };
+        let end = start + len;
+        if end > ADDRESS_SPACE_END {
+            return Err(self.error(
+                number,
+                format!(
+                    "{len} bytes at 0x{start:08X} run past the 4 GiB limit of Intel HEX addresses"
+                ),
+            ));
+        }
+        // Lossless: start < end <= 4 GiB.
+        let start = start as u32;
+        if self.image.overlap(start, end).is_some() {
+            return Err(self.overlap_error(number, start, end));
+        }
+        self.image.insert(start, value)?;
+        self.placed.push(Placed {
+            start,
+            end,
+            line: number,
+        });
+        Ok(())
+    }
+
+    fn overlap_error(&self, number: usize, start: u32, end: u64) -> Error {
+        let earlier = self
+            .placed
+            .iter()
+            .find(|p| u64::from(p.start) < end && u64::from(start) < p.end);
+        let (range, line) = earlier.map_or((String::new(), 0), |p| {
+            (range_string(p.start, p.end), p.line)
+        });
+        self.error(
+            number,
+            format!(
+                "bytes {} overlap bytes {range} from line {line}; the file holds two versions of \
+                 the same memory (two files pasted together?)",
+                range_string(start, end)
+            ),
+        )
+    }
+
+    fn finish(self) -> Result<MemoryImage> {
+        let Some(last_line) = self.last_record_line else {
+            return Err(self.error(
+                1,
+                "the file is empty: no Intel HEX records; check that the right file was chosen \
+                 and that the download finished",
+            ));
+        };
+        if self.eof_line.is_none() {
+            return Err(self.error(
+                last_line,
+                "no end-of-file record (':00000001FF') after the last record: the file is \
+                 probably truncated; download or build it again",
+            ));
+        }
+        Ok(self.image)
+    }
+}
+
+/// Why a non-blank line without ':' was refused, with a guess at what the file really is.
+fn not_a_record(line: &str) -> String {
+    let first: String = line.chars().take(20).collect();
+    let looks_like = if line.starts_with('<') {
+        "an HTML or XML page (saved from a browser instead of the raw file?)"
+    } else {
+        "text that is not Intel HEX"
+    };
+    format!(
+        "line does not start with ':' (it starts {first:?}); this looks like {looks_like}. \
+         Intel HEX lines all start with ':'"
+    )
+}
+
+/// Explains an `ihex` decode error; our own checks have already caught the others.
+fn decode_reason(error: ReaderError, type_digits: &str) -> String {
+    match error {
+        ReaderError::ChecksumMismatch(expected, found) => format!(
+            "bad checksum: expected 0x{expected:02X}, found 0x{found:02X}; the line was damaged \
+             or edited by hand; get a fresh copy of the file"
+        ),
+        ReaderError::UnsupportedRecordType(kind) => format!(
+            "unknown record type 0x{kind:02X}: Intel HEX has types 00 to 05; the file may be \
+             damaged or in another format"
+        ),
+        ReaderError::InvalidLengthForType => format!(
+            "record type {type_digits} has the wrong number of data bytes ({}); the file is \
+             damaged",
+            match type_digits {
+                "01" => "needs 0",
+                "02" | "04" => "needs 2",
+                _ => "needs 4",
+            }
+        ),
+        other => format!("malformed record: {other}"),
+    }
+}
