@@ -117,6 +117,37 @@ impl MemoryImage {
         Ok(())
     }
 
+    /// Puts `data` at `addr`, replacing bytes already there (a later Intel HEX record winning
+    /// over an earlier one, as in avrdude and avr-objcopy). Refuses only bytes past 0xFFFF_FFFF.
+    pub fn overwrite(&mut self, addr: u32, data: &[u8]) -> Result<()> {
+        let end = u64::from(addr) + data.len() as u64;
+        // insert() handles (and refuses) anything past 4 GiB.
+        if data.is_empty() || end > ADDRESS_SPACE_END || self.overlap(addr, end).is_none() {
+            return self.insert(addr, data);
+        }
+        // The segments overlapping or touching addr..end, together with it, cover one
+        // contiguous range: rebuild that range as one segment.
+        let first = self.segments.partition_point(|s| s.end() < u64::from(addr));
+        let after = self.segments.partition_point(|s| u64::from(s.start) <= end);
+        let start = addr.min(self.segments[first].start);
+        let merged_end = end.max(self.segments[after - 1].end());
+        let mut merged = vec![0; (merged_end - u64::from(start)) as usize];
+        for segment in &self.segments[first..after] {
+            let at = (segment.start - start) as usize;
+            merged[at..at + segment.data.len()].copy_from_slice(&segment.data);
+        }
+        let at = (addr - start) as usize;
+        merged[at..at + data.len()].copy_from_slice(data);
+        self.segments.splice(
+            first..after,
+            [Segment {
+                start,
+                data: merged,
+            }],
+        );
+        Ok(())
+    }
+
     /// The first segment holding any byte of `start..end`, if there is one.
     pub fn overlap(&self, start: u32, end: u64) -> Option<&Segment> {
         let first = self
@@ -340,6 +371,23 @@ mod tests {
         assert_eq!(a.pages_touched(128), vec![0xFFFF_FF80]);
         let page = a.page(0xFFFF_FFFE, 4, 0xAA);
         assert_eq!(page, vec![0xAA, 7, 0xAA, 0xAA]);
+    }
+
+    #[test]
+    fn overwrite_lets_the_later_bytes_win_and_joins_neighbours() {
+        let mut a = image(&[(0, &[1, 1, 1]), (5, &[2, 2]), (10, &[3])]);
+        a.overwrite(2, &[9, 9, 9, 9]).unwrap();
+        assert_eq!(a.segments().len(), 2);
+        assert_eq!(a.segments()[0].data, vec![1, 1, 9, 9, 9, 9, 2]);
+        a.overwrite(8, &[7, 7]).unwrap();
+        assert_eq!(a.segments()[1].start, 8);
+        assert_eq!(a.segments()[1].data, vec![7, 7, 3]);
+        a.overwrite(20, &[4]).unwrap();
+        assert_eq!(a.get(20), Some(4));
+        assert!(a.overwrite(0xFFFF_FFFF, &[1, 2]).is_err());
+        let mut b = image(&[(4, &[1, 2, 3, 4])]);
+        b.overwrite(0, &[8; 12]).unwrap();
+        assert_eq!(b.segments(), image(&[(0, &[8; 12])]).segments());
     }
 
     #[test]

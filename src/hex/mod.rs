@@ -22,5 +22,5 @@ pub use file::{
 };
 pub use image::{ADDRESS_SPACE_END, MemoryImage, Segment};
 pub use merge::{fits_boot_section, merge};
-pub use read::{read_hex, read_hex_bytes};
+pub use read::{Overlaps, read_hex, read_hex_bytes, read_hex_with};
 pub use write::{AddressRecords, HexOptions, LineEnding, write_hex, write_hex_with};

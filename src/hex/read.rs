@@ -15,16 +15,33 @@
 //!   flashing whatever records happen to be inside it is worse than stopping.
 //! - The end-of-file record is required, and only blank lines may follow it: a missing one
 //!   usually means a truncated download, data after it two files pasted together.
-//! - Overlapping data records are refused, naming both lines.
+//! - Overlapping data records are refused, naming both lines: in a bootloader they mean a build
+//!   gone wrong (Debian's optiboot builds for the ATmega168/328 outgrew 512 bytes, so their
+//!   version word overwrites code). [`read_hex_with`] and [`Overlaps::LaterWins`] read such files
+//!   the avrdude/avr-objcopy way, a later record replacing an earlier one.
 
 use ihex::{ReaderError, Record};
 
 use super::image::{ADDRESS_SPACE_END, MemoryImage, range_string};
 use crate::error::{Error, Result};
 
+/// What to do when a data record writes bytes an earlier record already wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlaps {
+    /// Refuse the file, naming both lines (the default).
+    Refuse,
+    /// The later record replaces the earlier bytes, as avrdude and avr-objcopy do.
+    LaterWins,
+}
+
 /// Reads Intel HEX `text`. `source_name` (a file name, or `<input>`) appears in errors.
 pub fn read_hex(text: &str, source_name: &str) -> Result<MemoryImage> {
-    let mut reader = HexReader::new(source_name);
+    read_hex_with(text, source_name, Overlaps::Refuse)
+}
+
+/// Reads Intel HEX `text`, choosing what overlapping records do.
+pub fn read_hex_with(text: &str, source_name: &str, overlaps: Overlaps) -> Result<MemoryImage> {
+    let mut reader = HexReader::new(source_name, overlaps);
     let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
     for (index, raw_line) in text.split('\n').enumerate() {
         reader.line(index + 1, raw_line)?;
@@ -35,12 +52,15 @@ pub fn read_hex(text: &str, source_name: &str) -> Result<MemoryImage> {
 /// Reads Intel HEX from raw file bytes, refusing binary data with a clear error instead of
 /// decoding garbage (a .bin renamed to .hex, a zip, an image).
 pub fn read_hex_bytes(bytes: &[u8], source_name: &str) -> Result<MemoryImage> {
-    if let Some(at) = bytes.iter().position(|&b| b == 0) {
-        return Err(binary_error(bytes, at, source_name));
-    }
+    // NUL is valid UTF-8 but never in a text file; report whichever bad byte comes first.
+    let nul = bytes.iter().position(|&b| b == 0);
     match std::str::from_utf8(bytes) {
-        Ok(text) => read_hex(text, source_name),
-        Err(e) => Err(binary_error(bytes, e.valid_up_to(), source_name)),
+        Ok(text) if nul.is_none() => read_hex(text, source_name),
+        Ok(_) => Err(binary_error(bytes, nul.unwrap_or(0), source_name)),
+        Err(e) => {
+            let at = nul.map_or(e.valid_up_to(), |nul| nul.min(e.valid_up_to()));
+            Err(binary_error(bytes, at, source_name))
+        }
     }
 }
 
@@ -82,6 +102,7 @@ enum Base {
 
 struct HexReader<'a> {
     source: &'a str,
+    overlaps: Overlaps,
     image: MemoryImage,
     placed: Vec<Placed>,
     base: Base,
@@ -90,9 +111,10 @@ struct HexReader<'a> {
 }
 
 impl<'a> HexReader<'a> {
-    fn new(source: &'a str) -> Self {
+    fn new(source: &'a str, overlaps: Overlaps) -> Self {
         HexReader {
             source,
+            overlaps,
             image: MemoryImage::new(),
             placed: Vec::new(),
             base: Base::Linear(0),
@@ -206,6 +228,17 @@ impl<'a> HexReader<'a> {
         let len = value.len() as u64;
         let start = match self.base {
             Base::Linear(base) => {
+                // Checked first: past 4 GiB is also past the boundary, and the clearer message.
+                if u64::from(base) + u64::from(offset) + len > ADDRESS_SPACE_END {
+                    return Err(self.error(
+                        number,
+                        format!(
+                            "{len} bytes at 0x{:08X} run past the 4 GiB limit of Intel HEX \
+                             addresses; the file is damaged",
+                            u64::from(base) + u64::from(offset)
+                        ),
+                    ));
+                }
                 if u64::from(offset) + len > 0x1_0000 {
                     return Err(self.error(
                         number,
@@ -220,26 +253,23 @@ impl<'a> HexReader<'a> {
             Base::Segment(base) => u64::from(base) + u64::from(offset),
         };
         let end = start + len;
-        if end > ADDRESS_SPACE_END {
-            return Err(self.error(
-                number,
-                format!(
-                    "{len} bytes at 0x{start:08X} run past the 4 GiB limit of Intel HEX addresses"
-                ),
-            ));
-        }
-        // Lossless: start < end <= 4 GiB.
+        // Lossless: a segment base reaches at most 0xFFFF0 + 0xFFFF + 255 bytes, far below
+        // 4 GiB, and a linear one was checked above.
         let start = start as u32;
-        if self.image.overlap(start, end).is_some() {
-            return Err(self.overlap_error(number, start, end));
+        match self.overlaps {
+            Overlaps::LaterWins => self.image.overwrite(start, value),
+            Overlaps::Refuse => {
+                if self.image.overlap(start, end).is_some() {
+                    return Err(self.overlap_error(number, start, end));
+                }
+                self.placed.push(Placed {
+                    start,
+                    end,
+                    line: number,
+                });
+                self.image.insert(start, value)
+            }
         }
-        self.image.insert(start, value)?;
-        self.placed.push(Placed {
-            start,
-            end,
-            line: number,
-        });
-        Ok(())
     }
 
     fn overlap_error(&self, number: usize, start: u32, end: u64) -> Error {
