@@ -200,3 +200,32 @@ fn known_bootloader_reads_as_expected() {
     assert_eq!(image.range_string(), "0x7800-0x7DC7");
     assert_eq!(image.pages_touched(128).len(), 12);
 }
+
+#[test]
+fn production_image_with_a_real_bootloader() {
+    use isp_toolbox::hex::merge;
+    use isp_toolbox::part::PartDb;
+
+    let part = PartDb::builtin().unwrap().find("atmega328p").unwrap();
+    let path = Path::new(BOOTLOADERS).join("atmega/ATmegaBOOT_168_atmega328.hex");
+    let bootloader = read_hex_file(&path).unwrap_or_else(|e| panic!("{e}; {SETUP}"));
+    // Arduino's boards.txt sets hfuse 0xDA for it: BOOTSZ=1, 1024 words from byte 0x7800.
+    let boot_start = part.boot_section_for_hfuse(0xDA).unwrap().start_byte();
+    assert_eq!(boot_start, 0x7800);
+
+    let mut firmware = MemoryImage::new();
+    firmware.insert(0, &[0x0C, 0x94, 0x34, 0x00]).unwrap();
+    let merged = merge(&firmware, &bootloader, part, boot_start).unwrap();
+    assert_eq!(
+        merged.data_len(),
+        firmware.data_len() + bootloader.data_len()
+    );
+    assert_eq!(merged.segments().len(), 2);
+
+    let too_big = read_bin(&vec![0; 0x7801], 0).unwrap();
+    let err = merge(&too_big, &bootloader, part, boot_start)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("both hold bytes 0x7800-0x7800"), "{err}");
+    assert!(err.contains("1 byte(s) too big"), "{err}");
+}

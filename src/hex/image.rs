@@ -78,11 +78,11 @@ impl MemoryImage {
             )));
         }
         // Fast path: files are usually written in address order.
-        if let Some(last) = self.segments.last_mut() {
-            if last.end() == u64::from(addr) {
-                last.data.extend_from_slice(data);
-                return Ok(());
-            }
+        if let Some(last) = self.segments.last_mut()
+            && last.end() == u64::from(addr)
+        {
+            last.data.extend_from_slice(data);
+            return Ok(());
         }
         let index = self.segments.partition_point(|s| s.start < addr);
         let joins_previous = index > 0 && self.segments[index - 1].end() == u64::from(addr);

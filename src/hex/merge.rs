@@ -30,23 +30,33 @@ pub fn merge(
         }
         check_within_flash(image, part, what)?;
     }
+    let too_big = firmware.end() > u64::from(boot_start);
+    let too_big_by = || {
+        format!(
+            "the firmware is {} byte(s) too big for the {}-byte boot section (BOOTSZ={}) \
+             starting at 0x{boot_start:04X}, or was built for a smaller bootloader",
+            firmware.end() - u64::from(boot_start),
+            section.bytes(),
+            section.bootsz,
+        )
+    };
     if let Some((start, end)) = first_overlap(firmware, bootloader) {
+        let why = if too_big {
+            too_big_by()
+        } else {
+            "is the firmware already a combined firmware+bootloader build?".to_string()
+        };
         return Err(Error::Image(format!(
-            "the firmware and the bootloader both hold bytes {}; they cannot go in one image \
-             (is the firmware a combined firmware+bootloader build already?)",
+            "the firmware and the bootloader both hold bytes {}; {why}",
             range_string(start, end)
         )));
     }
-    if firmware.end() > u64::from(boot_start) {
+    if too_big {
         let intruding = firmware.start().max(boot_start);
         return Err(Error::Image(format!(
-            "the firmware reaches into the boot section: bytes {} are at or above 0x{boot_start:04X} \
-             where the {}-byte boot section (BOOTSZ={}) starts; the firmware is {} byte(s) too big \
-             for this bootloader, or was built for a smaller one",
+            "the firmware reaches into the boot section (bytes {}); {}",
             range_string(intruding, firmware.end()),
-            section.bytes(),
-            section.bootsz,
-            firmware.end() - u64::from(boot_start)
+            too_big_by()
         )));
     }
     fits_boot_section(bootloader, part, section)?;

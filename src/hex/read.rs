@@ -185,7 +185,7 @@ impl<'a> HexReader<'a> {
                 ),
             ));
         }
-        if digits.len() % 2 != 0 {
+        if !digits.len().is_multiple_of(2) {
             return Err(self.error(
                 number,
                 format!(
