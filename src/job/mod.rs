@@ -10,6 +10,7 @@
 
 pub mod detect;
 pub mod fuses;
+pub mod memory;
 pub mod safety;
 
 use std::sync::Arc;
