@@ -117,7 +117,7 @@ impl Bootloader {
                 self.board_clock_hz
             ));
         }
-        if self.boot_section_bytes == 0 || self.boot_section_bytes % 2 != 0 {
+        if self.boot_section_bytes == 0 || !self.boot_section_bytes.is_multiple_of(2) {
             return Err("boot_section_bytes must be a positive, even byte count".into());
         }
         if self.presets.is_empty() {

@@ -378,7 +378,7 @@ impl ProgrammerCatalog {
             })
             .collect();
         // Stable: equally certain matches keep catalog order.
-        matches.sort_by(|a, b| b.confidence.cmp(&a.confidence));
+        matches.sort_by_key(|m| std::cmp::Reverse(m.confidence));
         matches
     }
 
