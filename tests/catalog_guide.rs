@@ -40,7 +40,7 @@ impl Section {
 }
 
 fn guide_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/isp-flashing-guide.txt")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/reference/isp-flashing-guide.txt")
 }
 
 /// Splits the guide into the sections listed in [`HEADINGS`], each with its markdown table.

@@ -433,10 +433,10 @@ impl Part {
 
     pub(super) fn validate(&self) -> Result<(), String> {
         let pow2 = |n: u32| n.is_power_of_two();
-        if !pow2(self.flash.page_size) || self.flash.size % self.flash.page_size != 0 {
+        if !pow2(self.flash.page_size) || !self.flash.size.is_multiple_of(self.flash.page_size) {
             return Err("flash size must be a whole number of power-of-two pages".into());
         }
-        if !pow2(self.eeprom.page_size) || self.eeprom.size % self.eeprom.page_size != 0 {
+        if !pow2(self.eeprom.page_size) || !self.eeprom.size.is_multiple_of(self.eeprom.page_size) {
             return Err("EEPROM size must be a whole number of power-of-two pages".into());
         }
         if self.signature[0] != 0x1E {

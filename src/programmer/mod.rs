@@ -176,7 +176,7 @@ pub fn check_page(part: &Part, mem: Memory, addr: u32, data: &[u8]) -> Result<()
         Memory::Flash => part.flash,
         Memory::Eeprom => part.eeprom,
     };
-    if addr % layout.page_size != 0 || data.len() as u32 != layout.page_size {
+    if !addr.is_multiple_of(layout.page_size) || data.len() as u32 != layout.page_size {
         return Err(Error::invalid(format!(
             "internal: {mem} page write at 0x{addr:05X} of {} bytes is not one aligned {}-byte page",
             data.len(),

@@ -31,6 +31,22 @@ pub fn parse_byte(text: &str) -> Option<u8> {
     parse_number(text).and_then(|n| u8::try_from(n).ok())
 }
 
+/// Parses a signature written as `1E 95 87`, `1e9587` or `0x1e9587`.
+pub fn parse_signature(text: &str) -> Option<[u8; 3]> {
+    let compact: String = text
+        .trim()
+        .trim_start_matches("0x")
+        .trim_start_matches("0X")
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    if compact.len() != 6 || !compact.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let byte = |i: usize| u8::from_str_radix(&compact[i..i + 2], 16).ok();
+    Some([byte(0)?, byte(2)?, byte(4)?])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,20 +64,4 @@ mod tests {
         assert_eq!(parse_byte(""), None);
         assert_eq!(hex_bytes(&[0x1E, 0x95, 0x87]), "1E 95 87");
     }
-}
-
-/// Parses a signature written as `1E 95 87`, `1e9587` or `0x1e9587`.
-pub fn parse_signature(text: &str) -> Option<[u8; 3]> {
-    let compact: String = text
-        .trim()
-        .trim_start_matches("0x")
-        .trim_start_matches("0X")
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect();
-    if compact.len() != 6 || !compact.chars().all(|c| c.is_ascii_hexdigit()) {
-        return None;
-    }
-    let byte = |i: usize| u8::from_str_radix(&compact[i..i + 2], 16).ok();
-    Some([byte(0)?, byte(2)?, byte(4)?])
 }
