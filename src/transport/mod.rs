@@ -2,10 +2,37 @@
 //!
 //! Drivers are generic over these traits, so the same driver code runs over a real port, a PTY
 //! served by an emulator, or an in-process emulated link.
+//!
+//! The implementations:
+//!
+//! - [`SerialPortLink`]: a real serial port (USB CDC, FTDI, CH340) or a PTY slave, over the
+//!   `serialport` crate; [`list_ports`] enumerates ports with their USB ids for the port picker.
+//! - [`UsbDeviceLink`]: a USB device opened through an explicit `rusb` context;
+//!   [`list_usb_devices`] enumerates devices.
+//! - [`Pty`] (Unix): a pseudo-terminal pair, so serial emulators can sit behind a path that
+//!   the real serial code (and avrdude) opens.
+//! - [`MemoryLink`]: an in-process byte pipe to an emulator thread (the port `emulated`).
+//!
+//! Every read has a deadline, and a link whose device went away fails with
+//! [`crate::Error::Link`] instead of hanging.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+
+mod memory;
+#[cfg(unix)]
+mod pty;
+mod serial;
+mod usb;
+
+pub use memory::{EmulatorEnd, FromHost, LineEvent, LineState, MemoryLink, memory_link};
+#[cfg(unix)]
+pub use pty::{Pty, PtyEvent};
+pub use serial::{PortInfo, SerialPortLink, UsbPortInfo, list_ports, ports_from_sysfs};
+pub use usb::{
+    UsbDeviceInfo, UsbDeviceLink, UsbDeviceList, UsbFilter, UsbOpenOptions, list_usb_devices,
+};
 
 /// A byte stream to a serial programmer (USB CDC, FTDI, PTY).
 pub trait SerialLink: Send {
@@ -78,4 +105,64 @@ pub trait UsbLink: Send {
         data: &[u8],
         timeout: Duration,
     ) -> Result<usize>;
+}
+
+/// The longest wait a link honours; longer timeouts are cut to this (a day is "forever" for a
+/// programmer, and it keeps deadline arithmetic far from overflow).
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The instant `timeout` from now, with `timeout` capped at [`MAX_WAIT`].
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout.min(MAX_WAIT)).unwrap_or(now)
+}
+
+/// The [`Error::Timeout`] of a read that got `got` of `wanted` bytes.
+pub(crate) fn read_timeout(
+    port: &str,
+    waited: Duration,
+    during: &str,
+    got: usize,
+    wanted: usize,
+) -> Error {
+    let during = if got == 0 {
+        format!("{during}; nothing received, expected {wanted} byte(s)")
+    } else {
+        format!("{during}; received {got} of {wanted} byte(s)")
+    };
+    Error::Timeout {
+        port: port.to_string(),
+        waited: waited.min(MAX_WAIT),
+        during,
+    }
+}
+
+/// Shorthand for [`Error::Link`].
+pub(crate) fn link_lost(port: &str, reason: impl Into<String>) -> Error {
+    Error::Link {
+        port: port.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Reads exactly `buf.len()` bytes with one deadline for all of them.
+///
+/// `read_until(chunk, deadline)` reads at least one byte into `chunk`, or returns 0 once the
+/// deadline has passed; it reports a dead link itself.
+pub(crate) fn read_exact_by(
+    port: &str,
+    buf: &mut [u8],
+    timeout: Duration,
+    during: &str,
+    mut read_until: impl FnMut(&mut [u8], Instant) -> Result<usize>,
+) -> Result<()> {
+    let deadline = deadline_after(timeout);
+    let mut got = 0;
+    while got < buf.len() {
+        match read_until(&mut buf[got..], deadline)? {
+            0 => return Err(read_timeout(port, timeout, during, got, buf.len())),
+            n => got += n,
+        }
+    }
+    Ok(())
 }
