@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use isp_toolbox::hex::{
-    HexOptions, MemoryImage, read_bin, read_hex, read_hex_bytes, to_bin, write_hex, write_hex_with,
+    HexOptions, MemoryImage, Overlaps, read_bin, read_hex, read_hex_bytes, read_hex_with, to_bin,
+    write_hex, write_hex_with,
 };
 use proptest::prelude::*;
 
@@ -134,6 +135,33 @@ proptest! {
     }
 
     #[test]
+    fn records_in_any_order_read_like_a_byte_map(
+        records in prop::collection::vec((0u16..600, prop::collection::vec(any::<u8>(), 1..40)), 0..30),
+    ) {
+        let mut text = String::new();
+        let mut model = BTreeMap::new();
+        let mut overlapping = false;
+        for (offset, data) in &records {
+            let record = ihex::Record::Data { offset: *offset, value: data.clone() };
+            text.push_str(&record.to_record_string().unwrap());
+            text.push('\n');
+            for (i, b) in data.iter().enumerate() {
+                overlapping |= model.insert(u32::from(*offset) + i as u32, *b).is_some();
+            }
+        }
+        text.push_str(":00000001FF\n");
+        let later_wins = read_hex_with(&text, "<t>", Overlaps::LaterWins).unwrap();
+        prop_assert_eq!(model_of(&later_wins), model);
+        match read_hex(&text, "<t>") {
+            Ok(strict) => {
+                prop_assert!(!overlapping);
+                prop_assert_eq!(strict, later_wins);
+            }
+            Err(e) => prop_assert!(overlapping && e.to_string().contains("overlap"), "{}", e),
+        }
+    }
+
+    #[test]
     fn reader_never_panics_on_near_hex_text(text in "[:0-9A-Fa-f\r\n G]{0,300}") {
         if let Ok(image) = read_hex(&text, "<random>") {
             prop_assert_eq!(read_hex(&write_hex(&image), "<again>").unwrap(), image);
@@ -173,4 +201,43 @@ fn equal_content_hash_for_differently_formatted_files() {
         .collect();
     assert_eq!(hashes[0], hashes[1]);
     assert_eq!(hashes[0], hashes[2]);
+}
+
+#[test]
+fn descending_records_read_the_same_as_ascending() {
+    // 256 KiB written back to front: 16384 records, each one below the previous.
+    let bin: Vec<u8> = (0..0x4_0000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let image = read_bin(&bin, 0).unwrap();
+    let text = write_hex(&image);
+    let mut lines: Vec<&str> = text.lines().collect();
+    let eof = lines.pop().unwrap();
+    // Keep each 64 KiB block behind its type 04 record, but reverse the blocks and the records.
+    let mut blocks: Vec<Vec<&str>> = Vec::new();
+    for line in lines {
+        if line.starts_with(":02000004") || blocks.is_empty() {
+            blocks.push(vec![line]);
+        } else {
+            blocks.last_mut().unwrap().push(line);
+        }
+    }
+    let mut reversed = String::new();
+    for block in blocks.iter().rev() {
+        let (head, records) = if block[0].starts_with(":02000004") {
+            (Some(block[0]), &block[1..])
+        } else {
+            (None, &block[..])
+        };
+        reversed.push_str(head.unwrap_or(":020000040000FA"));
+        reversed.push('\n');
+        for record in records.iter().rev() {
+            reversed.push_str(record);
+            reversed.push('\n');
+        }
+    }
+    reversed.push_str(eof);
+    assert_eq!(read_hex(&reversed, "<reversed>").unwrap(), image);
+    assert_eq!(
+        read_hex_with(&reversed, "<r>", Overlaps::LaterWins).unwrap(),
+        image
+    );
 }

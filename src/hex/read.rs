@@ -20,6 +20,8 @@
 //!   version word overwrites code). [`read_hex_with`] and [`Overlaps::LaterWins`] read such files
 //!   the avrdude/avr-objcopy way, a later record replacing an earlier one.
 
+use std::collections::BTreeMap;
+
 use ihex::{ReaderError, Record};
 
 use super::image::{ADDRESS_SPACE_END, MemoryImage, range_string};
@@ -84,10 +86,10 @@ fn binary_error(bytes: &[u8], at: usize, source_name: &str) -> Error {
     }
 }
 
-/// Where a data record's bytes went, to name the earlier line when a later record overlaps.
-struct Placed {
-    start: u32,
-    end: u64,
+/// A data record's bytes (or what a later record left of them), keyed by address in
+/// [`HexReader::pieces`]. The line names the record when a later one overlaps it.
+struct Piece {
+    data: Vec<u8>,
     line: usize,
 }
 
@@ -103,8 +105,9 @@ enum Base {
 struct HexReader<'a> {
     source: &'a str,
     overlaps: Overlaps,
-    image: MemoryImage,
-    placed: Vec<Placed>,
+    /// Disjoint pieces by start address. The image is built from them at the end, in address
+    /// order, so files with records in any order read in O(n log n).
+    pieces: BTreeMap<u32, Piece>,
     base: Base,
     last_record_line: Option<usize>,
     eof_line: Option<usize>,
@@ -115,8 +118,7 @@ impl<'a> HexReader<'a> {
         HexReader {
             source,
             overlaps,
-            image: MemoryImage::new(),
-            placed: Vec::new(),
+            pieces: BTreeMap::new(),
             base: Base::Linear(0),
             last_record_line: None,
             eof_line: None,
@@ -150,7 +152,7 @@ impl<'a> HexReader<'a> {
         let leading = raw_line.chars().take_while(|c| c.is_whitespace()).count();
         let record = self.check_syntax(number, record, leading)?;
         match record {
-            Record::Data { offset, value } => self.data(number, offset, &value),
+            Record::Data { offset, value } => self.data(number, offset, value),
             Record::EndOfFile => {
                 self.eof_line = Some(number);
                 Ok(())
@@ -221,7 +223,7 @@ impl<'a> HexReader<'a> {
             .map_err(|e| self.error(number, decode_reason(e, &digits[6..8])))
     }
 
-    fn data(&mut self, number: usize, offset: u16, value: &[u8]) -> Result<()> {
+    fn data(&mut self, number: usize, offset: u16, value: Vec<u8>) -> Result<()> {
         if value.is_empty() {
             return Ok(());
         }
@@ -256,38 +258,70 @@ impl<'a> HexReader<'a> {
         // Lossless: a segment base reaches at most 0xFFFF0 + 0xFFFF + 255 bytes, far below
         // 4 GiB, and a linear one was checked above.
         let start = start as u32;
-        match self.overlaps {
-            Overlaps::LaterWins => self.image.overwrite(start, value),
-            Overlaps::Refuse => {
-                if self.image.overlap(start, end).is_some() {
-                    return Err(self.overlap_error(number, start, end));
-                }
-                self.placed.push(Placed {
-                    start,
-                    end,
-                    line: number,
-                });
-                self.image.insert(start, value)
+        if let Some((earlier_start, earlier)) = self.first_overlapping(start, end) {
+            if self.overlaps == Overlaps::Refuse {
+                let earlier_end = u64::from(earlier_start) + earlier.data.len() as u64;
+                return Err(self.error(
+                    number,
+                    format!(
+                        "bytes {} overlap bytes {} from line {}; the file holds two versions of \
+                         the same memory (two files pasted together?)",
+                        range_string(start, end),
+                        range_string(earlier_start, earlier_end),
+                        earlier.line
+                    ),
+                ));
             }
+            self.cut_out(start, end);
         }
+        self.pieces.insert(
+            start,
+            Piece {
+                data: value,
+                line: number,
+            },
+        );
+        Ok(())
     }
 
-    fn overlap_error(&self, number: usize, start: u32, end: u64) -> Error {
-        let earlier = self
-            .placed
-            .iter()
-            .find(|p| u64::from(p.start) < end && u64::from(start) < p.end);
-        let (range, line) = earlier.map_or((String::new(), 0), |p| {
-            (range_string(p.start, p.end), p.line)
-        });
-        self.error(
-            number,
-            format!(
-                "bytes {} overlap bytes {range} from line {line}; the file holds two versions of \
-                 the same memory (two files pasted together?)",
-                range_string(start, end)
-            ),
-        )
+    /// The lowest piece holding any byte of `start..end`.
+    fn first_overlapping(&self, start: u32, end: u64) -> Option<(u32, &Piece)> {
+        // The piece starting at or before `start` may reach into the range; else the next one.
+        if let Some((&at, piece)) = self.pieces.range(..=start).next_back()
+            && u64::from(at) + piece.data.len() as u64 > u64::from(start)
+        {
+            return Some((at, piece));
+        }
+        self.pieces
+            .range(start..)
+            .next()
+            .filter(|(at, _)| u64::from(**at) < end)
+            .map(|(at, piece)| (*at, piece))
+    }
+
+    /// Removes every byte of `start..end` from the pieces, keeping what lies outside it.
+    fn cut_out(&mut self, start: u32, end: u64) {
+        while let Some(at) = self.first_overlapping(start, end).map(|(at, _)| at) {
+            let Some(mut piece) = self.pieces.remove(&at) else {
+                break;
+            };
+            let piece_end = u64::from(at) + piece.data.len() as u64;
+            if piece_end > end {
+                // Lossless: end < piece_end <= 4 GiB.
+                let tail = piece.data.split_off((end - u64::from(at)) as usize);
+                self.pieces.insert(
+                    end as u32,
+                    Piece {
+                        data: tail,
+                        line: piece.line,
+                    },
+                );
+            }
+            if at < start {
+                piece.data.truncate((start - at) as usize);
+                self.pieces.insert(at, piece);
+            }
+        }
     }
 
     fn finish(self) -> Result<MemoryImage> {
@@ -305,7 +339,12 @@ impl<'a> HexReader<'a> {
                  probably truncated; download or build it again",
             ));
         }
-        Ok(self.image)
+        let mut image = MemoryImage::new();
+        for (start, piece) in self.pieces {
+            // Disjoint and in address order: each insert appends or starts a segment.
+            image.insert(start, &piece.data)?;
+        }
+        Ok(image)
     }
 }
 
