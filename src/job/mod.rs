@@ -8,6 +8,8 @@
 //! `Progress` counts rise monotonically within a stage and end at `done == total` when the stage
 //! completes; `Log` lines may come at any time.
 
+pub mod backup;
+pub mod bootloader;
 pub mod detect;
 pub mod fuses;
 pub mod memory;

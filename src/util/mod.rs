@@ -1,6 +1,7 @@
 //! Small helpers shared across the engine.
 
 pub mod hexnum;
+pub mod timestamp;
 
 /// Formats bytes as `1E 95 87`.
 pub fn hex_bytes(bytes: &[u8]) -> String {
