@@ -334,3 +334,62 @@ fn a_vanished_link_target_is_noticed_while_waiting() {
     let result = reader.join().unwrap();
     assert!(matches!(result, Err(Error::Link { .. })), "{result:?}");
 }
+
+/// avrdude (Debian's 7.1 in CI) opens our PTY through a symlink like a real port: it sets the
+/// baud rate, survives the PTY's missing modem lines (it logs the failed TIOCMGET and goes
+/// on), sends STK500 GET_SYNC, and gives up cleanly with "not in sync" when the answer is
+/// wrong. Skipped where avrdude is not installed.
+#[test]
+fn avrdude_opens_the_pty_and_gives_up_cleanly_when_nothing_syncs() {
+    use std::process::{Command, Stdio};
+
+    if Command::new("avrdude").arg("-?").output().is_err() {
+        eprintln!("avrdude is not installed; skipping the avrdude interop check");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let link_path = dir.path().join("ttyEMU");
+    let mut pty = Pty::open().unwrap();
+    pty.symlink_at(&link_path).unwrap();
+
+    let avrdude = Command::new("avrdude")
+        .args(["-c", "avrisp", "-p", "m32u4", "-b", "19200", "-P"])
+        .arg(&link_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Play a programmer that answers every command with a wrong byte until avrdude closes.
+    let mut received = Vec::new();
+    let mut baud_seen = None;
+    let mut buf = [0u8; 64];
+    let mut closed = false;
+    for _ in 0..200 {
+        match pty.recv(&mut buf, Duration::from_secs(30)).unwrap() {
+            PtyEvent::HostOpened => {}
+            PtyEvent::Data(n) => {
+                baud_seen = baud_seen.or(pty.host_baud());
+                received.extend_from_slice(&buf[..n]);
+                let commands = buf[..n].iter().filter(|&&b| b == 0x20).count();
+                // avrdude may close between our reads; a failed reply is fine then.
+                let _ = pty.write_all(&vec![0x00; commands], LONG);
+            }
+            PtyEvent::HostClosed => {
+                closed = true;
+                break;
+            }
+            PtyEvent::Idle => break,
+        }
+    }
+    let output = avrdude.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(closed, "avrdude never closed the port; it said:\n{stderr}");
+    assert_eq!(&received[..2], [0x30, 0x20], "GET_SYNC, CRC_EOP");
+    assert_eq!(baud_seen, Some(19200));
+    assert!(!output.status.success());
+    assert!(stderr.contains("not in sync"), "{stderr}");
+    assert!(!stderr.contains("can't open device"), "{stderr}");
+}

@@ -15,6 +15,11 @@
 //!   and flow-control changes, never modem lines. Emulators that model the DTR auto-reset
 //!   must use [`super::MemoryLink`], where line changes arrive in order with the data.
 //! - **Baud rate**: the slave's termios are readable from the master, see [`Pty::host_baud`].
+//!
+//! avrdude (7.1) opens a slave path or a symlink to it like a real port. `-c avrisp` never
+//! touches the modem lines; `-c arduino` logs `ioctl("TIOCMGET"): Inappropriate ioctl for
+//! device` at each reset attempt and carries on. Our own [`super::SerialPortLink`] takes the
+//! same ENOTTY as "no modem lines" and stops trying.
 
 use std::ffi::CStr;
 use std::io;

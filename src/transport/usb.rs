@@ -204,6 +204,11 @@ impl UsbDeviceLink {
     /// connected); a device with the id but other strings; permission denied (the hint names
     /// the udev rules, and on Windows the WinUSB driver); interface busy.
     pub fn open(filter: &UsbFilter, options: UsbOpenOptions) -> Result<UsbDeviceLink> {
+        if filter.ids.is_empty() {
+            return Err(Error::invalid(
+                "no USB vendor:product id to look for (the filter is empty)",
+            ));
+        }
         let wanted = filter.describe();
         let open_error = |reason: String, hint: String| Error::Open {
             port: wanted.clone(),
