@@ -30,8 +30,9 @@ use std::time::{Duration, Instant};
 use super::{deadline_after, link_lost};
 use crate::error::{Error, Result};
 
-/// The longest single poll of the master, and the nap between checks while no host has the
-/// slave open (the master then reports a hang-up at once, so it must not be polled in a loop).
+/// While no host has the slave open: the longest poll (to notice an open) and the nap
+/// between polls (the master then reports a hang-up at once, so it must not be polled in a
+/// tight loop).
 const SLICE: Duration = Duration::from_millis(20);
 
 /// What [`Pty::recv`] saw.
@@ -190,9 +191,17 @@ impl Pty {
         let deadline = deadline_after(timeout);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let ready = poll_one(&self.master, libc::POLLIN, left.min(SLICE)).map_err(|e| {
+            // With a host, a close wakes the poll by itself; without one, an open does not,
+            // so look again every slice.
+            let wait = if self.host_open {
+                left
+            } else {
+                left.min(SLICE)
+            };
+            let ready = poll_one(&self.master, libc::POLLIN, wait).map_err(|e| {
                 link_lost(&self.port_name(), format!("polling the PTY master: {e}"))
             })?;
+            self.check_poll_error(ready)?;
             let hung_up = if ready & libc::POLLIN != 0 {
                 match self.read_master(buf)? {
                     MasterRead::Event(event) => return Ok(event),
@@ -217,6 +226,18 @@ impl Pty {
                 return Ok(PtyEvent::Idle);
             }
         }
+    }
+
+    /// Fails on an error condition of the master, which poll would otherwise report again at
+    /// once, forever.
+    fn check_poll_error(&self, revents: libc::c_short) -> Result<()> {
+        if revents & (libc::POLLERR | libc::POLLNVAL) != 0 && revents & libc::POLLHUP == 0 {
+            return Err(link_lost(
+                &self.port_name(),
+                format!("the PTY master reports an error (poll revents 0x{revents:04X})"),
+            ));
+        }
+        Ok(())
     }
 
     /// Reads the master after poll said readable.
@@ -260,6 +281,7 @@ impl Pty {
             let ready = poll_one(&self.master, libc::POLLOUT, left.min(SLICE)).map_err(|e| {
                 link_lost(&self.port_name(), format!("polling the PTY master: {e}"))
             })?;
+            self.check_poll_error(ready)?;
             if ready & libc::POLLHUP != 0 {
                 return Err(link_lost(&self.port_name(), "the host closed the port"));
             }

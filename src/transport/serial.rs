@@ -280,9 +280,8 @@ impl SerialPortLink {
         }
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            // A zero-length slice still polls once, so a zero timeout reads what is there.
             self.port
-                .set_timeout(left.min(SLICE))
+                .set_timeout(slice(left))
                 .map_err(|e| self.lost("setting the read timeout", &e))?;
             match self.port.read(buf) {
                 // poll said readable, read said end of file: the tty hung up.
@@ -309,6 +308,13 @@ fn write_budget(baud: u32, len: usize) -> Duration {
     WRITE_MARGIN + Duration::from_millis(bits.saturating_mul(1000) / u64::from(baud.max(1)))
 }
 
+/// One wait of a read or write loop: at most [`SLICE`], and at least 1 ms, because a zero
+/// timeout means "wait forever" to Windows writes (the last, 1 ms slice still takes what is
+/// already there).
+fn slice(left: Duration) -> Duration {
+    left.clamp(Duration::from_millis(1), SLICE)
+}
+
 /// Errors after which a read or write simply tries again until its deadline.
 fn is_retry(e: &io::Error) -> bool {
     matches!(
@@ -331,7 +337,7 @@ impl SerialLink for SerialPortLink {
         while sent < data.len() {
             let left = deadline.saturating_duration_since(Instant::now());
             self.port
-                .set_timeout(left.min(SLICE))
+                .set_timeout(slice(left))
                 .map_err(|e| self.lost("setting the write timeout", &e))?;
             match self.port.write(&data[sent..]) {
                 Ok(0) => return Err(link_lost(&self.name, "the port accepts no more bytes")),
