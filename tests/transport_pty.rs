@@ -163,6 +163,7 @@ fn a_port_that_vanishes_mid_page_is_a_link_error_not_a_hang() {
     let error = link
         .read_exact(&mut [0u8; 130], LONG, "reading a flash page")
         .unwrap_err();
+    eprintln!("{error}");
     assert!(
         matches!(error, Error::Link { .. }),
         "expected a link error, got {error:?}"
@@ -188,6 +189,7 @@ fn a_second_open_of_the_same_port_fails_clearly() {
     let (pty, _link) = open_pair();
     let path = pty.slave_path().to_str().unwrap();
     let error = SerialPortLink::open(path, 19200).unwrap_err();
+    eprintln!("{error}\nhint: {}", error.hint().unwrap_or_default());
     match &error {
         Error::Open { port, reason, hint } => {
             assert_eq!(port, path);
@@ -206,6 +208,7 @@ fn a_second_open_of_the_same_port_fails_clearly() {
 #[test]
 fn a_missing_port_lists_the_ports_that_exist() {
     let error = SerialPortLink::open("/dev/ttyISP-TOOLBOX-NO-SUCH-PORT", 19200).unwrap_err();
+    eprintln!("{error}\nhint: {}", error.hint().unwrap_or_default());
     match &error {
         Error::Open { reason, hint, .. } => {
             assert_eq!(reason, "no such port");

@@ -295,6 +295,12 @@ impl SerialPortLink {
                         return Ok(0);
                     }
                 }
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                    return Err(link_lost(
+                        &self.name,
+                        "the port hung up while reading (unplugged or reset?)",
+                    ));
+                }
                 Err(e) => return Err(self.lost("reading", &e)),
             }
         }
