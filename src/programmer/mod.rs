@@ -200,3 +200,8 @@ pub fn check_range(part: &Part, mem: Memory, addr: u32, len: usize) -> Result<()
     }
     Ok(())
 }
+
+pub mod buspirate;
+pub mod stk500v1;
+pub mod usbasp;
+pub mod usbtiny;

@@ -1,0 +1,1 @@
+//! Emulated Bus Pirate firmware (binary bit-bang and SPI modes, AVR extended commands).

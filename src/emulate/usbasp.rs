@@ -1,0 +1,1 @@
+//! Emulated USBasp firmware (Thomas Fischl's, with the variants clones ship).

@@ -1,0 +1,1 @@
+//! Emulated USBtinyISP firmware.

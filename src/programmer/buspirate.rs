@@ -1,0 +1,1 @@
+//! Bus Pirate binary-mode driver (`buspirate`).

@@ -1,0 +1,1 @@
+//! USBasp driver (`usbasp`).

@@ -1,0 +1,1 @@
+//! USBtinyISP / PocketAVR driver (`usbtiny`).
