@@ -12,6 +12,7 @@ pub mod backup;
 pub mod bootloader;
 pub mod detect;
 pub mod fuses;
+pub mod inspect;
 pub mod memory;
 pub mod safety;
 
