@@ -143,6 +143,12 @@ pub trait Programmer: Send {
     fn sck_hz(&self) -> Option<u32> {
         None
     }
+
+    /// Waits while the target works (a write it cannot be polled for). Real links sleep;
+    /// a programmer wired straight to an emulated target lets virtual time pass instead.
+    fn wait(&mut self, duration: Duration) {
+        std::thread::sleep(duration);
+    }
 }
 
 /// Waits until the target has finished a write: polls RDY/BSY where the part has it (never
@@ -150,7 +156,7 @@ pub trait Programmer: Send {
 pub fn wait_ready<P: Programmer + ?Sized>(prog: &mut P, part: &Part, max_us: u32) -> Result<()> {
     let max = Duration::from_micros(u64::from(max_us));
     if !part.rdy_bsy_poll {
-        std::thread::sleep(max);
+        prog.wait(max);
         return Ok(());
     }
     let deadline = Instant::now() + max * 2 + Duration::from_millis(50);
@@ -202,6 +208,7 @@ pub fn check_range(part: &Part, mem: Memory, addr: u32, len: usize) -> Result<()
 }
 
 pub mod buspirate;
+pub mod sim;
 pub mod stk500v1;
 pub mod usbasp;
 pub mod usbtiny;
