@@ -130,7 +130,7 @@ fn boot_fit(image: &MemoryImage, part: &Part) -> BootFit {
             ),
         },
         None => {
-            let largest = sections.last().map(|s| *s);
+            let largest = sections.last().copied();
             let reason = largest
                 .and_then(|s| fits_boot_section(image, part, s).err())
                 .map(|e| e.to_string())
