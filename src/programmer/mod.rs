@@ -133,7 +133,11 @@ pub trait Programmer: Send {
         wait_ready(self, part, part.timing.fuse_write_us)
     }
 
-    /// Sets the ISP clock to at most `hz`; returns the clock actually chosen.
+    /// Sets the ISP clock to at most `hz`; returns the clock actually chosen. It may be called
+    /// inside a programming session and takes effect for the next instruction: a driver whose
+    /// firmware only applies the clock at connect time reconnects and re-enters programming
+    /// mode itself. The job layer uses this to start slow (a factory-fresh chip runs at 1 MHz),
+    /// read the fuses, then raise the clock, and to step down when reads look corrupted.
     fn set_sck(&mut self, hz: u32) -> Result<u32> {
         let _ = hz;
         Err(Error::unsupported(self.info().driver, "set the ISP clock"))
