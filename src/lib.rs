@@ -16,5 +16,6 @@ pub mod part;
 pub mod programmer;
 pub mod transport;
 pub mod util;
+pub mod worker;
 
 pub use error::{Error, Memory, Result};

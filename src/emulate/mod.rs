@@ -7,6 +7,7 @@ pub mod arduinoisp;
 pub mod buspirate;
 pub mod chip;
 pub mod clock;
+pub mod demo;
 pub mod fault;
 pub mod serial;
 pub mod socket;

@@ -14,7 +14,9 @@ pub mod detect;
 pub mod fuses;
 pub mod inspect;
 pub mod memory;
+pub mod runner;
 pub mod safety;
+pub mod sck;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -212,6 +212,7 @@ pub fn check_range(part: &Part, mem: Memory, addr: u32, len: usize) -> Result<()
 }
 
 pub mod buspirate;
+pub mod open;
 pub mod sim;
 pub mod stk500v1;
 pub mod usbasp;

@@ -1,0 +1,140 @@
+//! Opening a programmer from what the user picked: driver, port, baud, clock.
+//!
+//! Port `emulated` runs the chosen programmer's emulated firmware in-process against an
+//! emulated board, so every journey can be tried without hardware.
+
+use std::any::Any;
+
+use super::Programmer;
+use crate::catalog::Driver;
+use crate::emulate::demo::demo_chip;
+use crate::emulate::socket::{SharedSocket, Socket};
+use crate::error::{Error, Result};
+use crate::part::Part;
+
+/// The port name that selects the in-process emulator.
+pub const EMULATED_PORT: &str = "emulated";
+
+/// What the user chose.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProgrammerSpec {
+    /// Driver id or alias (`avrisp`, `usbasp`, `usbtiny`, `buspirate`, `sim`...).
+    pub driver: String,
+    /// Serial port path, `usb`, or `emulated`.
+    pub port: String,
+    /// Baud rate for serial programmers (default: the driver's).
+    pub baud: Option<u32>,
+    /// A fixed ISP clock in Hz (default: managed automatically where the programmer can).
+    pub sck_hz: Option<u32>,
+    /// The target board's crystal, to work out the fastest safe ISP clock.
+    pub crystal_hz: Option<u32>,
+}
+
+impl ProgrammerSpec {
+    /// A spec with defaults for everything but driver and port.
+    pub fn new(driver: impl Into<String>, port: impl Into<String>) -> Self {
+        ProgrammerSpec {
+            driver: driver.into(),
+            port: port.into(),
+            baud: None,
+            sck_hz: None,
+            crystal_hz: None,
+        }
+    }
+
+    /// Whether this spec uses the in-process emulator.
+    pub fn is_emulated(&self) -> bool {
+        self.port.eq_ignore_ascii_case(EMULATED_PORT)
+    }
+}
+
+/// An open programmer, and whatever must stay alive while it is used (an emulator thread).
+pub struct Opened {
+    /// The programmer.
+    pub programmer: Box<dyn Programmer>,
+    /// The emulated board, for port `emulated`.
+    pub socket: Option<SharedSocket>,
+    _keep_alive: Option<Box<dyn Any + Send>>,
+}
+
+impl Opened {
+    fn new(programmer: Box<dyn Programmer>, socket: Option<SharedSocket>) -> Self {
+        Opened {
+            programmer,
+            socket,
+            _keep_alive: None,
+        }
+    }
+
+    /// Keeps `guard` (an emulator handle) alive as long as the programmer.
+    pub fn keeping(mut self, guard: impl Any + Send) -> Self {
+        self._keep_alive = Some(Box::new(guard));
+        self
+    }
+}
+
+/// Known driver names, for messages.
+pub fn driver_names() -> Vec<String> {
+    let mut names: Vec<String> = [
+        Driver::Avrisp,
+        Driver::Usbasp,
+        Driver::Usbtiny,
+        Driver::Buspirate,
+    ]
+    .iter()
+    .flat_map(|d| d.aliases().iter().map(|a| a.to_string()))
+    .collect();
+    names.push("sim".into());
+    names
+}
+
+/// Opens the programmer `spec` names. For port `emulated`, `board` is the emulated board to
+/// use (the GUI keeps one across jobs); without one, a demo board of `part` is made.
+pub fn open(spec: &ProgrammerSpec, part: &Part, board: Option<SharedSocket>) -> Result<Opened> {
+    let emulated = spec.is_emulated();
+    let board = || {
+        board
+            .clone()
+            .unwrap_or_else(|| Socket::with_chip(demo_chip(part)).shared())
+    };
+    if spec.driver.eq_ignore_ascii_case("sim") {
+        if !emulated {
+            return Err(Error::invalid(
+                "the 'sim' programmer only exists on port 'emulated'",
+            ));
+        }
+        let socket = board();
+        return Ok(Opened::new(
+            Box::new(super::sim::SimProgrammer::new(socket.clone())),
+            Some(socket),
+        ));
+    }
+    let driver = Driver::from_alias(&spec.driver).ok_or_else(|| Error::Unknown {
+        what: "programmer",
+        name: spec.driver.clone(),
+        known: driver_names(),
+    })?;
+    if emulated {
+        // A board of another MCU in the emulated socket is caught by the job's signature
+        // check, exactly as with real hardware.
+        return open_emulated(driver, spec, board());
+    }
+    open_real(driver, spec)
+}
+
+fn open_emulated(driver: Driver, spec: &ProgrammerSpec, socket: SharedSocket) -> Result<Opened> {
+    let _ = spec;
+    Err(Error::invalid(format!(
+        "the {} driver has no emulator wired to port 'emulated' yet; use -c sim",
+        driver.id()
+    )))
+    .map(|p: Box<dyn Programmer>| Opened::new(p, Some(socket)))
+}
+
+fn open_real(driver: Driver, spec: &ProgrammerSpec) -> Result<Opened> {
+    Err(Error::invalid(format!(
+        "the {} driver cannot open {} yet",
+        driver.id(),
+        spec.port
+    )))
+}
