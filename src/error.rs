@@ -216,7 +216,7 @@ impl Error {
                 Some(format!("known names: {}", known.join(", ")))
             }
             Error::Hex { .. } => Some(
-                "check that the file is an Intel HEX file (lines starting with ':'), not a .bin or an HTML page saved from a browser".into(),
+                "the file is damaged or not Intel HEX: download or build it again (a .hex saved from a browser's page view is HTML, not the file)".into(),
             ),
             Error::Open { hint, .. } => Some(hint.clone()),
             Error::Link { .. } => Some(

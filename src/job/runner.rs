@@ -15,6 +15,9 @@ use crate::hex::{MemoryImage, write_image_file};
 use crate::part::{FuseKind, PartDb};
 use crate::programmer::open::{ProgrammerSpec, open};
 
+/// The crystal assumed when neither the user nor the catalog names the board's.
+pub const DEFAULT_BOARD_CRYSTAL_HZ: u32 = 16_000_000;
+
 /// What to do.
 #[derive(Debug, Clone)]
 pub enum JobKind {
@@ -147,8 +150,11 @@ pub fn run(
     let mut ctx = Ctx::new(opened.programmer.as_mut(), part, reporter, cancel);
     let spec = &request.programmer;
     sck::start(&mut ctx, spec.sck_hz)?;
+    // Most keyboard and Arduino boards carry a 16 MHz crystal; if the board has a slower one,
+    // the signature check after raising the clock catches it and the clock stays lower.
+    let crystal_hz = spec.crystal_hz.unwrap_or(DEFAULT_BOARD_CRYSTAL_HZ);
     ctx.session(|ctx| {
-        sck::negotiate(ctx, spec.crystal_hz, spec.sck_hz.is_some())?;
+        sck::negotiate(ctx, Some(crystal_hz), spec.sck_hz.is_some())?;
         run_in_session(ctx, &request.kind)
     })
 }
@@ -176,7 +182,8 @@ fn check_before_connecting(request: &JobRequest, part: &crate::part::Part) -> Re
 }
 
 fn run_in_session(ctx: &mut Ctx<'_>, kind: &JobKind) -> Result<JobOutcome> {
-    if !matches!(kind, JobKind::Detect) {
+    // Detect identifies whatever answers; the journey checks the signature itself.
+    if !matches!(kind, JobKind::Detect | JobKind::FlashBootloader(_)) {
         check_signature(ctx)?;
     }
     match kind {

@@ -3,7 +3,9 @@
 //! Exit codes: 0 ok, 1 operation failed (verify mismatch, no target), 2 bad input or usage,
 //! 3 refused by the fuse safety policy.
 
+mod device;
 mod offline;
+mod progress;
 
 use clap::{Parser, Subcommand};
 use isp_toolbox::Error;
@@ -25,6 +27,8 @@ enum Command {
     Hex(offline::HexCommand),
     /// Join application firmware and a bootloader into one "production" image.
     Merge(offline::MergeArgs),
+    #[command(flatten)]
+    Device(device::DeviceCommand),
 }
 
 fn main() {
@@ -33,6 +37,7 @@ fn main() {
         Command::List(args) => offline::list(&args),
         Command::Hex(cmd) => offline::hex(&cmd),
         Command::Merge(args) => offline::merge(&args),
+        Command::Device(cmd) => device::execute(cmd),
     };
     if let Err(e) = result {
         std::process::exit(report(&e));
