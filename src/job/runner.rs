@@ -31,6 +31,8 @@ pub enum JobKind {
         image: MemoryImage,
         /// Chip-erase first (otherwise pages are read and merged).
         erase: bool,
+        /// The chip was erased by an earlier step (blank pages can be skipped).
+        erased_before: bool,
         /// Read back and compare afterwards.
         verify: bool,
     },
@@ -194,12 +196,13 @@ fn run_in_session(ctx: &mut Ctx<'_>, kind: &JobKind) -> Result<JobOutcome> {
         JobKind::FlashImage {
             image,
             erase,
+            erased_before,
             verify,
         } => {
             if *erase {
                 memory::erase(ctx)?;
             }
-            let write = memory::write_image(ctx, Memory::Flash, image, *erase)?;
+            let write = memory::write_image(ctx, Memory::Flash, image, *erase || *erased_before)?;
             if *verify {
                 with_verify_retry(ctx, |ctx| memory::verify_image(ctx, Memory::Flash, image))?;
             }

@@ -327,6 +327,7 @@ pub fn execute(command: DeviceCommand) -> Result<()> {
                 JobKind::FlashImage {
                     image,
                     erase: !no_erase,
+                    erased_before: false,
                     verify: !no_verify,
                 },
             )
@@ -401,7 +402,7 @@ pub fn execute(command: DeviceCommand) -> Result<()> {
     }
 }
 
-fn find_part(name: &str) -> Result<&'static Part> {
+pub fn find_part(name: &str) -> Result<&'static Part> {
     PartDb::builtin()?.find(name)
 }
 
@@ -448,7 +449,7 @@ fn write_fuses(conn: &Conn, values: FuseValues) -> Result<()> {
 
 /// Works out the approval for writing `proposed`: flags first; otherwise reads the current
 /// fuses, shows the review and asks on a terminal. Refuses (exit 3) when it cannot ask.
-fn approve(conn: &Conn, part: &Part, proposed: &FuseValues) -> Result<Approval> {
+pub fn approve(conn: &Conn, part: &Part, proposed: &FuseValues) -> Result<Approval> {
     let flags = Approval {
         confirmed_token: None,
         accept_high: conn.yes,
@@ -514,17 +515,27 @@ fn spec(conn: &Conn) -> ProgrammerSpec {
     }
 }
 
-/// The emulated board for port `emulated`: loaded from `$ISP_TOOLBOX_EMULATED_STATE` when set.
+/// The emulated board for port `emulated`: one per process (so the steps of an `avrdude`
+/// command line see each other's work), loaded from `$ISP_TOOLBOX_EMULATED_STATE` when set.
 fn emulated_board(conn: &Conn, part: &Part) -> Result<Option<(SharedSocket, Option<PathBuf>)>> {
+    static BOARD: std::sync::Mutex<Option<(String, SharedSocket)>> = std::sync::Mutex::new(None);
     if !spec(conn).is_emulated() {
         return Ok(None);
     }
     let dir = std::env::var_os(EMULATED_STATE_ENV).map(PathBuf::from);
+    let mut board = BOARD.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((id, socket)) = board.as_ref()
+        && *id == part.id
+    {
+        return Ok(Some((socket.clone(), dir)));
+    }
     let chip = match &dir {
         Some(d) => load_chip(d, part)?.unwrap_or_else(|| demo_chip(part)),
         None => demo_chip(part),
     };
-    Ok(Some((Socket::with_chip(chip).shared(), dir)))
+    let socket = Socket::with_chip(chip).shared();
+    *board = Some((part.id.clone(), socket.clone()));
+    Ok(Some((socket, dir)))
 }
 
 fn save_board(board: &Option<(SharedSocket, Option<PathBuf>)>) -> Result<()> {
@@ -558,6 +569,20 @@ fn run_quiet(conn: &Conn, kind: JobKind) -> Result<JobOutcome> {
 
 fn run_job(conn: &Conn, kind: JobKind) -> Result<()> {
     let part = find_part(&conn.mcu)?;
+    let outcome = run_job_outcome(conn, kind)?;
+    if conn.json {
+        let text = serde_json::to_string_pretty(&outcome)
+            .map_err(|e| Error::invalid(format!("cannot encode JSON: {e}")))?;
+        println!("{text}");
+    } else {
+        print_outcome(part, &outcome);
+    }
+    Ok(())
+}
+
+/// Runs one job with progress on the terminal and returns its outcome.
+pub fn run_job_outcome(conn: &Conn, kind: JobKind) -> Result<JobOutcome> {
+    let part = find_part(&conn.mcu)?;
     check_programmer(conn, part)?;
     let board = emulated_board(conn, part)?;
     let request = JobRequest {
@@ -577,15 +602,7 @@ fn run_job(conn: &Conn, kind: JobKind) -> Result<()> {
         )
     };
     save_board(&board)?;
-    let outcome = result?;
-    if conn.json {
-        let text = serde_json::to_string_pretty(&outcome)
-            .map_err(|e| Error::invalid(format!("cannot encode JSON: {e}")))?;
-        println!("{text}");
-    } else {
-        print_outcome(part, &outcome);
-    }
-    Ok(())
+    result
 }
 
 /// Unknown programmer names fail before any port is opened.

@@ -3,6 +3,7 @@
 //! Exit codes: 0 ok, 1 operation failed (verify mismatch, no target), 2 bad input or usage,
 //! 3 refused by the fuse safety policy.
 
+mod avrdude;
 mod device;
 mod offline;
 mod progress;
@@ -29,6 +30,18 @@ enum Command {
     Merge(offline::MergeArgs),
     #[command(flatten)]
     Device(device::DeviceCommand),
+    /// Run an avrdude command line (as in the guide) on ISP Toolbox's engine.
+    Avrdude {
+        /// Accept high-risk fuse changes without asking.
+        #[arg(short = 'y', long)]
+        yes: bool,
+        /// Expert override: allow fuse changes that can lock out ISP for good.
+        #[arg(long)]
+        force_critical: bool,
+        /// avrdude's arguments, e.g. -c avrisp -P /dev/ttyACM0 -p atmega32u4 -U flash:w:x.hex:i
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 1..)]
+        args: Vec<String>,
+    },
 }
 
 fn main() {
@@ -38,6 +51,11 @@ fn main() {
         Command::Hex(cmd) => offline::hex(&cmd),
         Command::Merge(args) => offline::merge(&args),
         Command::Device(cmd) => device::execute(cmd),
+        Command::Avrdude {
+            yes,
+            force_critical,
+            args,
+        } => avrdude::execute(&args, yes, force_critical),
     };
     if let Err(e) = result {
         std::process::exit(report(&e));
