@@ -34,6 +34,7 @@ fn flash_32k() -> JobKind {
     JobKind::FlashImage {
         image,
         erase: true,
+        erased_before: false,
         verify: true,
     }
 }
