@@ -15,6 +15,7 @@ pub mod stats;
 pub mod usb;
 pub mod usbasp;
 pub mod usbtiny;
+pub mod vusb;
 
 pub use chip::{BusyTimes, ChipConfig, ChipStats, EmulatedChip, FuseValues, LockMode};
 pub use clock::VirtualClock;

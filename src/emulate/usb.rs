@@ -96,9 +96,15 @@ pub struct UsbIo {
     stats: EmulatorStats,
     instruction: [u8; 4],
     instruction_len: usize,
+    hung: bool,
 }
 
 impl UsbIo {
+    /// The firmware is stuck in an endless loop: this transfer and every later one go
+    /// unanswered (the host times out), as with a real device until it is unplugged.
+    pub fn hang(&mut self) {
+        self.hung = true;
+    }
     /// Charges firmware time.
     pub fn delay(&mut self, duration: Duration) {
         lock(&self.socket).advance(duration);
@@ -194,6 +200,7 @@ impl EmulatedUsbDevice {
                 stats: EmulatorStats::default(),
                 instruction: [0; 4],
                 instruction_len: 0,
+                hung: false,
             },
             faults,
             realtime: false,
@@ -255,6 +262,10 @@ impl EmulatedUsbDevice {
         let reply = self.firmware.control(&setup, data_out, &mut self.io);
         self.io.stats.round_trips += 1;
         self.io.stats.bytes_to_programmer += 8 + data_out.len() as u64;
+        if self.io.hung {
+            self.stalled = true;
+            return TransferOutcome::Timeout;
+        }
         let outcome = match reply {
             UsbReply::Stall => TransferOutcome::Stall,
             UsbReply::Data(mut data) => {
