@@ -1,1 +1,0 @@
-//! USBtinyISP / PocketAVR driver (`usbtiny`).
