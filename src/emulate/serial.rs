@@ -17,6 +17,10 @@
 //!   which keeps modeled times repeatable.
 //! - **Faults** ([`Faults`]), **stats** ([`EmulatorStats`]), and **realtime** mode (replies
 //!   are held back until the wall clock catches up with the virtual one).
+//! - **UART buffers** (opt-in, [`SerialFirmware::uart_buffers`]): for a firmware that polls a
+//!   small hardware FIFO (the Bus Pirate's PIC24), bytes from the host arrive at line rate
+//!   whether or not the firmware reads them, one byte too many is an overrun that stops the
+//!   receiver ([`FirmwareIo::rx_overrun`]), and writes block while the TX FIFO is full.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -76,6 +80,18 @@ impl SerialTiming {
     }
 }
 
+/// A firmware's UART hardware buffers, for firmwares whose behaviour depends on them (see
+/// [`SerialFirmware::uart_buffers`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UartBuffers {
+    /// Received bytes the UART holds until the firmware reads them. A byte that completes while
+    /// this many are unread is an overrun: it is lost and the receiver stops.
+    pub rx_fifo: usize,
+    /// Bytes the firmware can hand to the transmitter before it has to wait (the TX FIFO plus
+    /// the shift register).
+    pub tx_depth: usize,
+}
+
 /// Why a firmware loop stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
@@ -104,6 +120,15 @@ pub trait SerialFirmware: Send {
     /// The board was reset (power-up or DTR): the firmware starts from scratch.
     fn reset(&mut self, io: &mut FirmwareIo) {
         let _ = io;
+    }
+    /// The UART's hardware buffers, when the firmware polls a small FIFO and overruns matter.
+    /// Then each byte from the host arrives at line rate after the one before it (whether or
+    /// not the firmware is reading), an overrun is modeled, and [`FirmwareIo::write`] blocks
+    /// once `tx_depth` bytes are in flight. `None` (the default) keeps the simpler model: a
+    /// byte is ready one byte time after the firmware took the previous one, and a 64-byte
+    /// TX buffer.
+    fn uart_buffers(&self) -> Option<UartBuffers> {
+        None
     }
 }
 
@@ -193,6 +218,14 @@ pub struct FirmwareIo {
     virtual_start_ns: u64,
     instruction: [u8; 4],
     instruction_len: usize,
+    /// The modeled UART buffers, if the firmware asked for them.
+    uart: Option<UartBuffers>,
+    /// With `uart`: the virtual time at which each byte in `rx` finished arriving.
+    rx_arrivals: std::collections::VecDeque<u64>,
+    /// With `uart`: when the last byte from the host finished arriving.
+    last_arrival_ns: u64,
+    /// With `uart`: an overrun stopped the receiver; later bytes from the host are lost.
+    rx_overrun: bool,
 }
 
 impl FirmwareIo {
@@ -201,6 +234,7 @@ impl FirmwareIo {
         socket: SharedSocket,
         timing: SerialTiming,
         dtr_resets: bool,
+        uart: Option<UartBuffers>,
         options: ServeOptions,
         stop: Arc<AtomicBool>,
     ) -> Self {
@@ -225,12 +259,21 @@ impl FirmwareIo {
             virtual_start_ns: now,
             instruction: [0; 4],
             instruction_len: 0,
+            uart,
+            rx_arrivals: Default::default(),
+            last_arrival_ns: now,
+            rx_overrun: false,
         }
     }
 
     /// The next byte from the host, waiting as long as it takes.
     pub fn getch(&mut self) -> std::result::Result<u8, Stop> {
         loop {
+            if let Some(uart) = self.uart
+                && !self.rx.is_empty()
+            {
+                return Ok(self.take_from_fifo(uart));
+            }
             if let Some(b) = self.rx.pop_front() {
                 let mut s = lock(&self.socket);
                 s.advance_to(self.rx_ready_ns);
@@ -255,17 +298,46 @@ impl FirmwareIo {
         }
     }
 
-    /// Sends bytes to the host. A UART drains them in the background (a 64-byte buffer); the
-    /// firmware only waits when that buffer is full.
+    /// Whether a UART overrun has stopped the receiver (only with
+    /// [`SerialFirmware::uart_buffers`]): the bytes that were in the FIFO are still read, every
+    /// later byte from the host is lost.
+    pub fn rx_overrun(&self) -> bool {
+        self.rx_overrun
+    }
+
+    /// Takes the next byte out of the modeled RX FIFO, first checking whether bytes arrived
+    /// faster than the firmware read them.
+    fn take_from_fifo(&mut self, uart: UartBuffers) -> u8 {
+        let mut s = lock(&self.socket);
+        let now = s.now_ns();
+        // The byte `rx_fifo` places behind this one completed while the FIFO was full.
+        if self
+            .rx_arrivals
+            .get(uart.rx_fifo)
+            .is_some_and(|&arrived| arrived < now)
+        {
+            self.rx.truncate(uart.rx_fifo);
+            self.rx_arrivals.truncate(uart.rx_fifo);
+            self.rx_overrun = true;
+        }
+        let arrived = self.rx_arrivals.pop_front().unwrap_or(now);
+        s.advance_to(arrived);
+        self.rx_ready_ns = s.now_ns() + self.timing.byte_ns();
+        self.rx.pop_front().unwrap_or_default()
+    }
+
+    /// Sends bytes to the host. A UART drains them in the background (a 64-byte buffer, or the
+    /// modeled TX FIFO); the firmware only waits when that buffer is full.
     pub fn write(&mut self, data: &[u8]) {
         let byte_ns = self.timing.byte_ns();
+        let depth = self.uart.map_or(64, |uart| uart.tx_depth.max(1)) as u64;
         let mut s = lock(&self.socket);
         for &b in data {
             let now = s.now_ns();
             let start = self.tx_done_ns.max(now);
             self.tx_done_ns = start + byte_ns;
             // A full TX buffer blocks the firmware until there is room for this byte.
-            let backlog_limit = 64 * byte_ns;
+            let backlog_limit = depth * byte_ns;
             if self.tx_done_ns > now + backlog_limit {
                 s.advance_to(self.tx_done_ns - backlog_limit);
             }
@@ -346,6 +418,13 @@ impl FirmwareIo {
         }
     }
 
+    /// Forgets bytes in flight both ways (the host went away or the board reset).
+    fn clear_buffers(&mut self) {
+        self.rx.clear();
+        self.rx_arrivals.clear();
+        self.tx.clear();
+    }
+
     /// Sends buffered output, first sleeping in realtime mode until the wall clock reaches it.
     fn flush(&mut self) -> std::result::Result<(), Stop> {
         if self.tx.is_empty() {
@@ -407,8 +486,11 @@ impl FirmwareIo {
     fn accept(&mut self, data: &[u8]) -> std::result::Result<(), Stop> {
         let arrived = Instant::now();
         let start_of_burst = self.rx.is_empty();
+        let held_before = self.rx.len();
         for &b in data {
             match self.options.faults.inbound() {
+                // A stopped receiver loses everything (the UART is still counted).
+                Inbound::Deliver if self.rx_overrun => {}
                 Inbound::Deliver => self.rx.push_back(b),
                 Inbound::Drop => {}
                 Inbound::Stall => self.stalled = true,
@@ -422,12 +504,32 @@ impl FirmwareIo {
         self.stats.bytes_to_programmer += data.len() as u64;
         if self.stalled {
             self.rx.clear();
+            self.rx_arrivals.clear();
             return Ok(());
         }
         if start_of_burst && !self.rx.is_empty() {
             self.schedule_burst(arrived);
         }
+        if self.uart.is_some() {
+            self.stamp_arrivals(start_of_burst, held_before);
+        }
         Ok(())
+    }
+
+    /// With modeled UART buffers: gives each new byte its arrival time, back to back at line
+    /// rate after the burst starts (or after the bytes still waiting, for a continuation).
+    fn stamp_arrivals(&mut self, start_of_burst: bool, held_before: usize) {
+        let byte_ns = self.timing.byte_ns();
+        let mut next = if start_of_burst {
+            self.rx_ready_ns
+        } else {
+            self.last_arrival_ns + byte_ns
+        };
+        for _ in held_before..self.rx.len() {
+            self.rx_arrivals.push_back(next);
+            self.last_arrival_ns = next;
+            next += byte_ns;
+        }
     }
 
     /// Works out the virtual time at which a new burst of host bytes arrives.
@@ -442,6 +544,10 @@ impl FirmwareIo {
         let ready = if self.replied {
             self.stats.round_trips += 1;
             self.tx_done_ns.max(now) + self.timing.turnaround_ns() + host_pause
+        } else if self.uart.is_some() {
+            // More of the host's stream: it follows the last byte on the wire, not the
+            // firmware's reading.
+            self.last_arrival_ns + host_pause
         } else {
             now.max(self.rx_ready_ns) + host_pause
         };
@@ -500,17 +606,14 @@ fn serve_loop(
 ) -> EmulatorStats {
     let timing = firmware.timing();
     let dtr_resets = firmware.dtr_resets();
-    let mut io = FirmwareIo::new(endpoint, socket, timing, dtr_resets, options, stop);
+    let uart = firmware.uart_buffers();
+    let mut io = FirmwareIo::new(endpoint, socket, timing, dtr_resets, uart, options, stop);
     firmware.reset(&mut io);
     loop {
         match firmware.run(&mut io) {
-            Ok(()) | Err(Stop::HostClosed) => {
-                io.rx.clear();
-                io.tx.clear();
-            }
+            Ok(()) | Err(Stop::HostClosed) => io.clear_buffers(),
             Err(Stop::BoardReset) => {
-                io.rx.clear();
-                io.tx.clear();
+                io.clear_buffers();
                 firmware.reset(&mut io);
             }
             Err(Stop::HungUp) | Err(Stop::Shutdown) => break,

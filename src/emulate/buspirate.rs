@@ -1,1 +1,0 @@
-//! Emulated Bus Pirate firmware (binary bit-bang and SPI modes, AVR extended commands).

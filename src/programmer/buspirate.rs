@@ -1,1 +1,0 @@
-//! Bus Pirate binary-mode driver (`buspirate`).

@@ -1,0 +1,237 @@
+//! Getting into binary SPI mode from whatever state the Bus Pirate is in, and back to its
+//! terminal at the end.
+//!
+//! avrdude sends `\n\n` and then twenty 0x00 at once. From the terminal that is right, but a
+//! Bus Pirate still in binary mode (a run that crashed) answers every 0x00 with five bytes, its
+//! 4-byte UART FIFO overflows after about six of them, and it goes deaf until power-cycled.
+//! So this driver first asks with a single `\n`: binary modes answer `00` (an unknown command)
+//! and need one 0x00 to be back in bit-bang mode; the terminal answers with a prompt and gets
+//! the twenty 0x00 (which it does not echo). Anything else (a menu question, the tail of a
+//! half-sent command) gets another `\n`, a few times.
+
+use std::time::{Duration, Instant};
+
+use super::BusPirate;
+use super::protocol::{self, DRIVER, ExtendedProbe, ModeProbe};
+use crate::error::{Error, Result};
+use crate::transport::SerialLink;
+
+/// Silence that ends a drain: longer than the FTDI latency timer (16 ms) plus USB jitter.
+const QUIET: Duration = Duration::from_millis(30);
+
+/// How long old output may keep coming before we give up on it (a bulk read of ours is at
+/// most about a second).
+const OLD_OUTPUT_LIMIT: Duration = Duration::from_millis(2_500);
+
+/// How long to wait for the first byte of the answer to a probe.
+const PROBE_WAIT: Duration = Duration::from_millis(100);
+
+/// Probes before giving up (each `\n` also feeds one byte to a half-finished command).
+const PROBES: usize = 6;
+
+/// Most bytes kept while looking for a version string or a prompt.
+const TEXT_LIMIT: usize = 64 * 1024;
+
+/// How long the Bus Pirate takes to reset and print its banner (25 ms boot, ~200 bytes).
+const RESET_WAIT: Duration = Duration::from_millis(1_000);
+
+impl<L: SerialLink> BusPirate<L> {
+    /// Takes the Bus Pirate from any state to configured binary SPI mode.
+    pub(super) fn connect(&mut self) -> Result<()> {
+        self.drain_old_output()?;
+        self.reach_bitbang_mode()?;
+        self.enter_spi_mode()?;
+        self.configure()
+    }
+
+    /// Discards what an earlier session left (a banner, the tail of a read); fails if the Bus
+    /// Pirate keeps streaming, because sending then would overrun it.
+    fn drain_old_output(&mut self) -> Result<()> {
+        let start = Instant::now();
+        let mut scratch = [0u8; 512];
+        while self.io()?.read_some(&mut scratch, QUIET)? > 0 {
+            if start.elapsed() > OLD_OUTPUT_LIMIT {
+                return Err(Error::protocol(
+                    DRIVER,
+                    format!(
+                        "the Bus Pirate on {} keeps sending (an interrupted read?); wait until it stops or unplug it and plug it back in",
+                        self.port
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what arrives until it has been quiet for [`QUIET`], waiting at most `first` for
+    /// the first byte.
+    fn collect(&mut self, first: Duration) -> Result<Vec<u8>> {
+        let mut text = Vec::new();
+        let mut buf = [0u8; 256];
+        let mut wait = first;
+        loop {
+            let n = self.io()?.read_some(&mut buf, wait)?;
+            if n == 0 || text.len() > TEXT_LIMIT {
+                return Ok(text);
+            }
+            text.extend_from_slice(&buf[..n]);
+            wait = QUIET;
+        }
+    }
+
+    /// Reads until `done` holds for the bytes so far.
+    fn read_until(
+        &mut self,
+        timeout: Duration,
+        during: &str,
+        done: impl Fn(&[u8]) -> bool,
+    ) -> Result<Vec<u8>> {
+        let deadline = Instant::now() + timeout;
+        let mut text = Vec::new();
+        let mut buf = [0u8; 256];
+        while !done(&text) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let n = if left.is_zero() {
+                0
+            } else {
+                self.io()?.read_some(&mut buf, left)?
+            };
+            if n == 0 || text.len() > TEXT_LIMIT {
+                return Err(if text.is_empty() {
+                    Error::Timeout {
+                        port: self.port.clone(),
+                        waited: timeout,
+                        during: during.to_string(),
+                    }
+                } else {
+                    self.unexpected(during, &text[text.len().saturating_sub(32)..])
+                });
+            }
+            text.extend_from_slice(&buf[..n]);
+        }
+        Ok(text)
+    }
+
+    /// Sends `out` and waits for `prefix` plus a version digit (`BBIO1`, `SPI1`); returns the
+    /// version.
+    fn expect_version(&mut self, out: &[u8], prefix: &[u8], during: &str) -> Result<u8> {
+        self.send(out)?;
+        let timeout = self.deadline(out.len(), 64, 0);
+        let text = self.read_until(timeout, during, |t| {
+            protocol::find_version(t, prefix).is_some()
+        })?;
+        Ok(protocol::find_version(&text, prefix).map_or(0, |(_, v)| v))
+    }
+
+    /// Finds out where the Bus Pirate is and takes it to bit-bang mode.
+    fn reach_bitbang_mode(&mut self) -> Result<()> {
+        let mut last = Vec::new();
+        for _ in 0..PROBES {
+            self.send(b"\n")?;
+            let reply = self.collect(PROBE_WAIT)?;
+            let version = match protocol::classify_probe(&reply) {
+                ModeProbe::Binary => self.expect_version(
+                    &[protocol::BBIO_RESET],
+                    b"BBIO",
+                    "returning from a binary mode to bit-bang mode (0x00 -> BBIO1)",
+                )?,
+                ModeProbe::TerminalPrompt => self.expect_version(
+                    &[0u8; protocol::ZEROS_FOR_BINARY],
+                    b"BBIO",
+                    "entering binary mode from the terminal (20 x 0x00 -> BBIO1)",
+                )?,
+                ModeProbe::Unclear | ModeProbe::Silent => {
+                    if !reply.is_empty() {
+                        last = reply;
+                    }
+                    continue;
+                }
+            };
+            self.versions.bitbang = version;
+            return Ok(());
+        }
+        if last.is_empty() {
+            Err(Error::Timeout {
+                port: self.port.clone(),
+                waited: PROBE_WAIT * PROBES as u32,
+                during: format!(
+                    "looking for a Bus Pirate: {PROBES} probes (\\n) got no answer; if one is connected at {} baud, it may be stuck in a command an interrupted run left half-sent: unplug it and plug it back in",
+                    self.options.baud
+                ),
+            })
+        } else {
+            Err(self.unexpected(
+                "looking for a Bus Pirate (no prompt, no binary-mode answer)",
+                &last[last.len().saturating_sub(32)..],
+            ))
+        }
+    }
+
+    /// Bit-bang mode → binary SPI mode (`01` → `SPI1`).
+    fn enter_spi_mode(&mut self) -> Result<()> {
+        self.versions.spi = self.expect_version(
+            &[protocol::ENTER_SPI],
+            b"SPI",
+            "entering binary SPI mode (0x01 -> SPI1)",
+        )?;
+        Ok(())
+    }
+
+    /// Probes write-then-read, sets pins, speed and SPI mode 0, and probes the AVR extended
+    /// commands (one round trip for the last four).
+    fn configure(&mut self) -> Result<()> {
+        self.features.write_then_read = false;
+        if self.options.write_then_read {
+            let probe = protocol::write_then_read_header(0);
+            let reply = self.exchange(&probe, 1, 0, "probing write-then-read (05 00 00 00 00)")?;
+            if reply[0] == protocol::ACK {
+                self.features.write_then_read = true;
+            } else {
+                // Before 5.10: `05` is unknown, and its four 0x00 took the firmware back to
+                // bit-bang mode (four BBIO1).
+                self.enter_spi_mode()?;
+            }
+        }
+        let mut out = vec![
+            self.peripherals(false),
+            self.speed.command(),
+            protocol::spi_config(!self.options.pullups),
+        ];
+        if self.options.avr_extended {
+            out.extend([protocol::AVR_EXTENDED, protocol::AVR_EXTENDED_VERSION]);
+        }
+        let during = "configuring power, pins, SPI speed and mode";
+        let acks = self.exchange(&out, 3, 0, during)?;
+        protocol::expect_acks(&acks, during)?;
+        if self.options.power && self.powered_at.is_none() {
+            self.powered_at = Some(Instant::now());
+        }
+        self.features.avr_extended = None;
+        if self.options.avr_extended {
+            let during = "probing the AVR extended commands (06 01)";
+            let timeout = self.deadline(2, 5, 0);
+            let first = self.receive(1, timeout, during)?;
+            let rest = self.receive(protocol::extended_probe_rest(first[0]), timeout, during)?;
+            let reply = [first, rest].concat();
+            if let ExtendedProbe::Present(version) = protocol::decode_extended_probe(&reply)? {
+                self.features.avr_extended = Some(version);
+            }
+        }
+        self.desynced = false;
+        Ok(())
+    }
+
+    /// Leaves binary mode for the terminal: `00` → `BBIO1` (pins to inputs, supplies off, the
+    /// target runs), then `0F` → `01` and the reset banner up to the `HiZ>` prompt.
+    pub(super) fn exit_to_terminal(&mut self) -> Result<()> {
+        self.expect_version(
+            &[protocol::BBIO_RESET],
+            b"BBIO",
+            "leaving binary SPI mode (0x00 -> BBIO1)",
+        )?;
+        self.send(&[protocol::RESET_TO_TERMINAL])?;
+        let during = "resetting the Bus Pirate to its terminal (0x0F -> 01, banner, HiZ>)";
+        let text = self.read_until(RESET_WAIT, during, protocol::is_prompt)?;
+        protocol::expect_ack(text[0], during)
+    }
+}
