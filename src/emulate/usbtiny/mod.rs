@@ -44,8 +44,7 @@ pub use descriptors::{BCD_DEVICE, PID, PRODUCT, VID};
 use super::fault::Faults;
 use super::socket::SharedSocket;
 use super::usb::{
-    EmulatedUsbDevice, Setup, SharedUsbDevice, UsbFirmware, UsbIdentity, UsbIo, UsbReply,
-    UsbTiming,
+    EmulatedUsbDevice, Setup, SharedUsbDevice, UsbFirmware, UsbIdentity, UsbIo, UsbReply, UsbTiming,
 };
 use super::vusb;
 use crate::programmer::usbtiny::protocol::{MAX_IN_BYTES, request};

@@ -202,9 +202,10 @@ impl<L: UsbLink> UsbTiny<L> {
         };
         let mut reply = [0u8; 4];
         let start = self.clock.now();
-        self.io.read(req, &mut reply, byte_work(self.period) / 4, &|| {
-            format!("ISP instruction {}", hex_bytes(&cmd))
-        })?;
+        self.io
+            .read(req, &mut reply, byte_work(self.period) / 4, &|| {
+                format!("ISP instruction {}", hex_bytes(&cmd))
+            })?;
         self.spi_round_trip = self.clock.now().saturating_sub(start);
         match protocol::decode_spi(&reply) {
             SpiReply::Complete(response) => Ok(response),
@@ -232,8 +233,9 @@ impl<L: UsbLink> UsbTiny<L> {
     }
 
     /// Waits until a write or erase that takes at most `max_us` has finished: the first RDY/BSY
-    /// poll lands when the time is up, then polls until ready (no longer than twice the time
-    /// plus 50 ms). Parts without RDY/BSY wait the full time.
+    /// poll is timed to sample just after the time is up (a round trip early, plus 1/32 of the
+    /// time for the bytes clocked before the sample), then it polls until ready (no longer
+    /// than twice the time plus 50 ms). Parts without RDY/BSY wait the full time.
     fn wait_done(&mut self, part: &Part, max_us: u32, what: &str) -> Result<()> {
         let max = Duration::from_micros(u64::from(max_us));
         if !part.rdy_bsy_poll {
@@ -241,7 +243,7 @@ impl<L: UsbLink> UsbTiny<L> {
             return Ok(());
         }
         let start = self.clock.now();
-        let first = max.saturating_sub(self.spi_round_trip);
+        let first = (max + max / 32).saturating_sub(self.spi_round_trip);
         if !first.is_zero() {
             self.clock.sleep(first);
         }

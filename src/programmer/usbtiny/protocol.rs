@@ -171,10 +171,7 @@ mod tests {
 
     #[test]
     fn replies_and_echoes() {
-        assert_eq!(
-            decode_spi(&[1, 2, 3, 4]),
-            SpiReply::Complete([1, 2, 3, 4])
-        );
+        assert_eq!(decode_spi(&[1, 2, 3, 4]), SpiReply::Complete([1, 2, 3, 4]));
         assert_eq!(decode_spi(&[]), SpiReply::Short { got: 0 });
         assert_eq!(decode_spi(&[1, 2, 3, 4, 5]), SpiReply::Short { got: 5 });
         assert!(echoed([0xAC, 0x53, 0, 0], [0x00, 0xAC, 0x53, 0x00]));
@@ -187,7 +184,10 @@ mod tests {
     fn only_instructions_that_change_the_target_need_their_echo() {
         assert!(changes_target(isp::chip_erase()));
         assert!(changes_target(isp::write_flash_page(0x100)));
-        assert!(changes_target(isp::write_fuse(crate::part::FuseKind::High, 0xD8)));
+        assert!(changes_target(isp::write_fuse(
+            crate::part::FuseKind::High,
+            0xD8
+        )));
         assert!(!changes_target(isp::programming_enable()));
         assert!(!changes_target(isp::read_signature(0)));
         assert!(!changes_target(isp::poll_ready()));

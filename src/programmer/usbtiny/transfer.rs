@@ -194,7 +194,9 @@ impl<L: UsbLink> Transfers<L> {
                 port,
                 reason: format!("{doing}: {reason}"),
             },
-            Error::Protocol { reason, .. } => Error::protocol("usbtiny", format!("{doing}: {reason}")),
+            Error::Protocol { reason, .. } => {
+                Error::protocol("usbtiny", format!("{doing}: {reason}"))
+            }
             other => other,
         }
     }
