@@ -36,10 +36,10 @@ pub const TRANSFER_NS: u64 = 2_000_000;
 /// schedules low-speed control transactions at about one per 1 ms frame (U1).
 pub const PACKET_NS: u64 = 800_000;
 
-/// How soon the host re-sends a token the device answered with NAK: ~108 low-speed bit times
+/// How soon the host re-sends a token the device answered with NAK: ~104 low-speed bit times
 /// (the token + NAK exchange itself takes ~60). Calibrated on the USBtiny datapoints T2/T3/T4,
 /// whose transfers are dominated by firmware work done under this NAK load.
-pub const NAK_RETRY_NS: u64 = 72_000;
+pub const NAK_RETRY_NS: u64 = 69_000;
 
 /// The link timing of a low-speed software-USB device.
 pub const fn low_speed_timing() -> UsbTiming {

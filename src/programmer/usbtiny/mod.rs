@@ -74,6 +74,10 @@ const ENABLE_TRIES: usize = 4;
 /// Wait after RESET goes low before Programming Enable (datasheet: at least 20 ms).
 const RESET_SETTLE: Duration = Duration::from_millis(20);
 
+/// RDY/BSY polls after which a write counts as stuck even if the clock says otherwise (a
+/// poll is a USB round trip of at least ~1 ms: this is far beyond any write time).
+const MAX_POLLS: u32 = 10_000;
+
 /// The firmware time one block transfer should stay under at slow clocks.
 const MAX_TRANSFER_WORK: Duration = Duration::from_secs(1);
 
@@ -165,6 +169,13 @@ impl<L: UsbLink> UsbTiny<L> {
         }
     }
 
+    /// Makes waits move this emulated board's clock instead of sleeping: for links to an
+    /// emulated programmer (see [`emulated`]), whose time is virtual.
+    pub fn on_virtual_clock(mut self, socket: SharedSocket) -> Self {
+        self.clock = HostClock::Virtual(socket);
+        self
+    }
+
     /// The SCK period in µs currently selected.
     pub fn sck_period_us(&self) -> u8 {
         self.period
@@ -248,16 +259,19 @@ impl<L: UsbLink> UsbTiny<L> {
             self.clock.sleep(first);
         }
         let limit = max * 2 + Duration::from_millis(50);
+        let mut polls = 0u32;
         loop {
+            polls += 1;
             if !isp::is_busy(self.spi(isp::poll_ready())?) {
                 return Ok(());
             }
             let waited = self.clock.now().saturating_sub(start);
-            if waited > limit {
+            // The count guards against a clock that does not move (a link that costs no time).
+            if waited > limit || polls >= MAX_POLLS {
                 return Err(Error::protocol(
                     DRIVER,
                     format!(
-                        "{what}: the target stayed busy (RDY/BSY) for {} ms, more than twice the {} ms it may take",
+                        "{what}: the target was still busy (RDY/BSY) after {polls} polls over {} ms; it may take {} ms",
                         waited.as_millis(),
                         max.as_millis()
                     ),
@@ -389,7 +403,7 @@ pub fn emulated(
     lock_device(&device).set_realtime(options.realtime);
     let mut driver = UsbTiny::new(EmulatedUsbLink::new(device.clone()), options.driver);
     if !options.realtime {
-        driver.clock = HostClock::Virtual(socket);
+        driver = driver.on_virtual_clock(socket);
     }
     Ok((driver, device))
 }
