@@ -11,6 +11,7 @@ use crate::emulate::demo::demo_chip;
 use crate::emulate::socket::{SharedSocket, Socket};
 use crate::error::{Error, Result};
 use crate::part::Part;
+use crate::transport::SerialPortLink;
 
 /// The port name that selects the in-process emulator.
 pub const EMULATED_PORT: &str = "emulated";
@@ -117,24 +118,85 @@ pub fn open(spec: &ProgrammerSpec, part: &Part, board: Option<SharedSocket>) -> 
     if emulated {
         // A board of another MCU in the emulated socket is caught by the job's signature
         // check, exactly as with real hardware.
-        return open_emulated(driver, spec, board());
+        return open_emulated(driver, spec, part, board());
     }
     open_real(driver, spec)
 }
 
-fn open_emulated(driver: Driver, spec: &ProgrammerSpec, socket: SharedSocket) -> Result<Opened> {
-    let _ = spec;
-    Err(Error::invalid(format!(
-        "the {} driver has no emulator wired to port 'emulated' yet; use -c sim",
-        driver.id()
-    )))
-    .map(|p: Box<dyn Programmer>| Opened::new(p, Some(socket)))
+fn open_emulated(
+    driver: Driver,
+    spec: &ProgrammerSpec,
+    part: &Part,
+    socket: SharedSocket,
+) -> Result<Opened> {
+    let board = Some(socket.clone());
+    match driver {
+        Driver::Usbtiny => {
+            let (prog, device) =
+                super::usbtiny::emulated(part, socket, super::usbtiny::EmulatedOptions::default())?;
+            Ok(Opened::new(Box::new(prog), board).keeping(device))
+        }
+        Driver::Buspirate => {
+            let options = super::buspirate::BusPirateOptions {
+                baud: spec
+                    .baud
+                    .unwrap_or(super::buspirate::BusPirateOptions::default().baud),
+                ..Default::default()
+            };
+            let (prog, handle) = super::buspirate::emulated(part, socket, options)?;
+            Ok(Opened::new(Box::new(prog), board).keeping(handle))
+        }
+        other => Err(Error::invalid(format!(
+            "the {} driver has no emulator on port 'emulated' yet",
+            other.id()
+        ))),
+    }
+}
+
+/// USB programmers take `-P usb` (or nothing); a serial path there is a mistake worth naming.
+fn check_usb_port(driver: Driver, port: &str) -> Result<()> {
+    if port.eq_ignore_ascii_case("usb") || port.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "{} is a USB programmer: use port 'usb' (or 'emulated'), not '{port}'",
+            driver.id()
+        )))
+    }
+}
+
+fn serial_port(driver: Driver, port: &str) -> Result<&str> {
+    if port.eq_ignore_ascii_case("usb") || port.is_empty() {
+        return Err(Error::invalid(format!(
+            "{} is a serial programmer: give its port with -P (e.g. /dev/ttyACM0, COM3)",
+            driver.id()
+        )));
+    }
+    Ok(port)
 }
 
 fn open_real(driver: Driver, spec: &ProgrammerSpec) -> Result<Opened> {
-    Err(Error::invalid(format!(
-        "the {} driver cannot open {} yet",
-        driver.id(),
-        spec.port
-    )))
+    match driver {
+        Driver::Usbtiny => {
+            check_usb_port(driver, &spec.port)?;
+            let prog = super::usbtiny::UsbTiny::open(super::usbtiny::Options::default())?;
+            Ok(Opened::new(Box::new(prog), None))
+        }
+        Driver::Buspirate => {
+            let options = super::buspirate::BusPirateOptions {
+                baud: spec
+                    .baud
+                    .unwrap_or(super::buspirate::BusPirateOptions::default().baud),
+                ..Default::default()
+            };
+            let link = SerialPortLink::open(serial_port(driver, &spec.port)?, options.baud)?;
+            let prog = super::buspirate::BusPirate::new(link, options)?;
+            Ok(Opened::new(Box::new(prog), None))
+        }
+        other => Err(Error::invalid(format!(
+            "the {} driver cannot open {} yet",
+            other.id(),
+            spec.port
+        ))),
+    }
 }
