@@ -125,32 +125,44 @@ impl<L: SerialLink> BusPirate<L> {
 
     /// Finds out where the Bus Pirate is and takes it to bit-bang mode.
     fn reach_bitbang_mode(&mut self) -> Result<()> {
-        let mut last = Vec::new();
+        let mut last_answer = Vec::new();
+        let mut last_error = None;
         for _ in 0..PROBES {
             self.send(b"\n")?;
             let reply = self.collect(PROBE_WAIT)?;
-            let version = match protocol::classify_probe(&reply) {
+            let attempt = match protocol::classify_probe(&reply) {
                 ModeProbe::Binary => self.expect_version(
                     &[protocol::BBIO_RESET],
                     b"BBIO",
                     "returning from a binary mode to bit-bang mode (0x00 -> BBIO1)",
-                )?,
+                ),
                 ModeProbe::TerminalPrompt => self.expect_version(
                     &[0u8; protocol::ZEROS_FOR_BINARY],
                     b"BBIO",
                     "entering binary mode from the terminal (20 x 0x00 -> BBIO1)",
-                )?,
+                ),
                 ModeProbe::Unclear | ModeProbe::Silent => {
                     if !reply.is_empty() {
-                        last = reply;
+                        last_answer = reply;
                     }
                     continue;
                 }
             };
-            self.versions.bitbang = version;
-            return Ok(());
+            match attempt {
+                Ok(version) => {
+                    self.versions.bitbang = version;
+                    return Ok(());
+                }
+                // A data byte of a half-done command can look like a binary-mode answer:
+                // keep probing.
+                Err(e @ (Error::Timeout { .. } | Error::Protocol { .. })) => last_error = Some(e),
+                Err(e) => return Err(e),
+            }
         }
-        if last.is_empty() {
+        if let Some(e) = last_error {
+            return Err(e);
+        }
+        if last_answer.is_empty() {
             Err(Error::Timeout {
                 port: self.port.clone(),
                 waited: PROBE_WAIT * PROBES as u32,
@@ -162,7 +174,7 @@ impl<L: SerialLink> BusPirate<L> {
         } else {
             Err(self.unexpected(
                 "looking for a Bus Pirate (no prompt, no binary-mode answer)",
-                &last[last.len().saturating_sub(32)..],
+                &last_answer[last_answer.len().saturating_sub(32)..],
             ))
         }
     }
