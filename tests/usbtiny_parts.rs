@@ -244,3 +244,15 @@ fn an_eeprom_without_page_instructions_is_written_with_firmware_polling() {
     assert_eq!(lock(&socket).chip().unwrap().stats().eeprom_writes, 8);
     assert_clean_timing(&socket, "ATmega32A EEPROM");
 }
+
+#[test]
+fn a_fuse_the_part_does_not_have_is_refused_before_anything_is_sent() {
+    let part = part("atmega32a");
+    let socket = running_board(part);
+    let (mut prog, device) = driver(part, &socket);
+    prog.enter(part).unwrap();
+    let before = device_stats(&device).round_trips;
+    let err = prog.write_fuse(part, FuseKind::Extended, 0xFF).unwrap_err();
+    assert!(err.to_string().contains("no efuse"), "{err}");
+    assert_eq!(device_stats(&device).round_trips, before);
+}

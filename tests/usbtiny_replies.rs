@@ -1,6 +1,7 @@
 //! Whatever the link answers (any bytes, short or long replies, timeouts, stalls, a vanished
 //! device, in any order), every driver operation returns, and never panics.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use isp_toolbox::Memory;
@@ -139,6 +140,116 @@ proptest! {
         for result in results {
             if let Err(e) = result {
                 prop_assert!(!e.to_string().is_empty());
+            }
+        }
+    }
+}
+
+/// A link that never answers, and records the timeout of every transfer it was given.
+#[derive(Default)]
+struct DeadLink {
+    timeouts: Arc<Mutex<Vec<Duration>>>,
+}
+
+impl DeadLink {
+    fn time_out(&mut self, timeout: Duration) -> Result<usize> {
+        self.timeouts.lock().unwrap().push(timeout);
+        Err(Error::Timeout {
+            port: "dead".into(),
+            waited: timeout,
+            during: "a transfer".into(),
+        })
+    }
+}
+
+impl UsbLink for DeadLink {
+    fn name(&self) -> &str {
+        "dead"
+    }
+
+    fn control_in(
+        &mut self,
+        _: u8,
+        _: u8,
+        _: u16,
+        _: u16,
+        _: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize> {
+        self.time_out(timeout)
+    }
+
+    fn control_out(
+        &mut self,
+        _: u8,
+        _: u8,
+        _: u16,
+        _: u16,
+        _: &[u8],
+        timeout: Duration,
+    ) -> Result<usize> {
+        self.time_out(timeout)
+    }
+}
+
+/// Runs `op` on a driver whose programmer never answers; returns the wall time the
+/// operation would take on real hardware (the sum of the timeouts it waited out).
+fn dead_time(period: u8, op: impl FnOnce(&mut UsbTiny<DeadLink>) -> Result<()>) -> Duration {
+    let link = DeadLink::default();
+    let timeouts = link.timeouts.clone();
+    let options = Options {
+        sck_period_us: period,
+        ..Options::default()
+    };
+    let clock = Socket::default().shared();
+    let mut prog = UsbTiny::new(link, options).on_virtual_clock(clock);
+    assert!(op(&mut prog).is_err());
+    timeouts.lock().unwrap().iter().sum()
+}
+
+#[test]
+fn a_dead_programmer_fails_each_operation_within_3_seconds() {
+    let budget = Duration::from_secs(3);
+    for part in PartDb::builtin().unwrap().all() {
+        // avrdude's default clock and the fastest.
+        for period in [10, 1] {
+            let flash_page = vec![0u8; part.flash.page_size as usize];
+            let eeprom_page = vec![0u8; part.eeprom.page_size as usize];
+            let chunk = {
+                let clock = Socket::default().shared();
+                let prog = UsbTiny::new(
+                    DeadLink::default(),
+                    Options {
+                        sck_period_us: period,
+                        ..Options::default()
+                    },
+                )
+                .on_virtual_clock(clock);
+                prog.info().capabilities.read_chunk as usize
+            };
+            let times = [
+                dead_time(period, |p| p.enter(part)),
+                dead_time(period, |p| p.read_signature().map(drop)),
+                dead_time(period, |p| {
+                    p.read(part, Memory::Flash, 0, &mut vec![0u8; chunk])
+                }),
+                dead_time(period, |p| {
+                    p.write_page(part, Memory::Flash, 0, &flash_page)
+                }),
+                dead_time(period, |p| {
+                    p.write_page(part, Memory::Eeprom, 0, &eeprom_page)
+                }),
+                dead_time(period, |p| p.chip_erase(part)),
+                dead_time(period, |p| p.write_fuse(part, FuseKind::Lock, 0xFF)),
+                dead_time(period, |p| p.leave()),
+            ];
+            for (i, t) in times.iter().enumerate() {
+                assert!(
+                    *t <= budget,
+                    "{} period {period}: operation {i} takes {t:?}",
+                    part.name
+                );
+                assert!(*t >= Duration::from_millis(500), "{t:?}");
             }
         }
     }

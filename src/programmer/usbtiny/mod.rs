@@ -213,10 +213,10 @@ impl<L: UsbLink> UsbTiny<L> {
         };
         let mut reply = [0u8; 4];
         let start = self.clock.now();
-        self.io
-            .read(req, &mut reply, byte_work(self.period) / 4, &|| {
-                format!("ISP instruction {}", hex_bytes(&cmd))
-            })?;
+        // One instruction is as much SPI work as one byte of a block read.
+        self.io.read(req, &mut reply, byte_work(self.period), &|| {
+            format!("ISP instruction {}", hex_bytes(&cmd))
+        })?;
         self.spi_round_trip = self.clock.now().saturating_sub(start);
         match protocol::decode_spi(&reply) {
             SpiReply::Complete(response) => Ok(response),
@@ -493,6 +493,10 @@ impl<L: UsbLink> Programmer for UsbTiny<L> {
 
     fn read(&mut self, part: &Part, mem: Memory, addr: u32, buf: &mut [u8]) -> Result<()> {
         check_range(part, mem, addr, buf.len())?;
+        if mem == Memory::Eeprom {
+            // Every EEPROM fits the 16-bit counter.
+            return self.read_blocks(mem, addr, buf);
+        }
         let bulk_end = protocol::BULK_ADDRESS_LIMIT.saturating_sub(addr);
         let split = buf.len().min(bulk_end as usize);
         let (low, high) = buf.split_at_mut(split);
@@ -500,13 +504,19 @@ impl<L: UsbLink> Programmer for UsbTiny<L> {
             self.read_blocks(mem, addr, low)?;
         }
         if !high.is_empty() {
-            // Only flash is this large.
             self.read_high_flash(addr + split as u32, high)?;
         }
         Ok(())
     }
 
     fn write_fuse(&mut self, part: &Part, kind: FuseKind, value: u8) -> Result<()> {
+        if part.fuse(kind).is_none() {
+            // The chip would ignore the instruction and the write would look done.
+            return Err(Error::invalid(format!(
+                "the {} has no {kind} to write",
+                part.name
+            )));
+        }
         self.spi_checked(isp::write_fuse(kind, value))?;
         self.wait_done(part, part.timing.fuse_write_us, &format!("{kind} write"))
     }

@@ -5,9 +5,8 @@
 //! whatever the cause, with 500 ms plus the expected firmware time as each timeout. Here an
 //! IN or OUT request is tried [`super::Options::retries`] more times after a timeout or a
 //! short reply (every USBtiny request is idempotent: block requests restart at the address
-//! they carry), and errors that cannot be cured by trying again (the device is gone, it
-//! refused the request) end the operation at once, so that a dead link fails within the
-//! 3-second budget.
+//! they carry), as long as all tries fit [`OPERATION_BUDGET`]; errors that cannot be cured by
+//! trying again (the device is gone, it refused the request) end the operation at once.
 
 use std::time::Duration;
 
@@ -18,6 +17,10 @@ use crate::transport::{UsbLink, request_type};
 /// Time allowed per data packet on top of the firmware's work (a slow host schedules one
 /// low-speed transaction per 1 ms frame; ×5 for margin).
 const PACKET_ALLOWANCE: Duration = Duration::from_millis(5);
+
+/// The most a failing transfer may take over all its tries, so that a dead link fails an
+/// operation within 3 s (unless a single try needs longer: a slow clock and a long block).
+pub const OPERATION_BUDGET: Duration = Duration::from_secs(3);
 
 /// The link to the programmer, with the timeout and retry policy.
 pub(super) struct Transfers<L> {
@@ -74,6 +77,14 @@ impl<L: UsbLink> Transfers<L> {
             .saturating_add(PACKET_ALLOWANCE.saturating_mul(packets))
     }
 
+    /// How many tries of a transfer with this timeout fit the budget (at least one).
+    fn tries(&self, timeout: Duration) -> u32 {
+        let fit = OPERATION_BUDGET.as_nanos() / timeout.as_nanos().max(1);
+        u32::try_from(fit)
+            .unwrap_or(u32::MAX)
+            .clamp(1, u32::from(self.retries) + 1)
+    }
+
     /// A request without data. avrdude sends these device-to-host with wLength 0, and so do
     /// we, so that the emulated firmware sees exactly what the real one sees from avrdude.
     pub fn control(&mut self, req: Request, what: &dyn Fn() -> String) -> Result<()> {
@@ -89,8 +100,9 @@ impl<L: UsbLink> Transfers<L> {
         what: &dyn Fn() -> String,
     ) -> Result<()> {
         let timeout = self.timeout(buf.len(), work);
+        let tries = self.tries(timeout);
         let mut last = None;
-        for _ in 0..=self.retries {
+        for _ in 0..tries {
             match self.link.control_in(
                 request_type::VENDOR_IN,
                 req.request,
@@ -105,7 +117,7 @@ impl<L: UsbLink> Transfers<L> {
                 Err(e) => return Err(self.context(e, req, what)),
             }
         }
-        Err(self.give_up(last, req, buf.len(), what))
+        Err(self.give_up(last, tries, req, buf.len(), what))
     }
 
     /// An OUT request carrying `data`.
@@ -117,8 +129,9 @@ impl<L: UsbLink> Transfers<L> {
         what: &dyn Fn() -> String,
     ) -> Result<()> {
         let timeout = self.timeout(data.len(), work);
+        let tries = self.tries(timeout);
         let mut last = None;
-        for _ in 0..=self.retries {
+        for _ in 0..tries {
             match self.link.control_out(
                 request_type::VENDOR_OUT,
                 req.request,
@@ -133,18 +146,18 @@ impl<L: UsbLink> Transfers<L> {
                 Err(e) => return Err(self.context(e, req, what)),
             }
         }
-        Err(self.give_up(last, req, data.len(), what))
+        Err(self.give_up(last, tries, req, data.len(), what))
     }
 
     /// The error after the last attempt.
     fn give_up(
         &self,
         last: Option<Failure>,
+        tries: u32,
         req: Request,
         wanted: usize,
         what: &dyn Fn() -> String,
     ) -> Error {
-        let tries = u32::from(self.retries) + 1;
         match last {
             Some(Failure::Timeout(e)) => {
                 let e = self.context(e, req, what);
