@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod catalog;
+pub mod doctor;
 pub mod emulate;
 pub mod error;
 pub mod hex;

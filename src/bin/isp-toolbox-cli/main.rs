@@ -5,6 +5,7 @@
 
 mod avrdude;
 mod device;
+mod doctor;
 mod offline;
 mod progress;
 
@@ -30,6 +31,8 @@ enum Command {
     Merge(offline::MergeArgs),
     #[command(flatten)]
     Device(device::DeviceCommand),
+    /// Check USB access, permissions, udev rules, serial ports and ModemManager; say what to do.
+    Doctor(doctor::DoctorArgs),
     /// Run an avrdude command line (as in the guide) on ISP Toolbox's engine.
     Avrdude {
         /// Accept high-risk fuse changes without asking.
@@ -51,6 +54,7 @@ fn main() {
         Command::Hex(cmd) => offline::hex(&cmd),
         Command::Merge(args) => offline::merge(&args),
         Command::Device(cmd) => device::execute(cmd),
+        Command::Doctor(args) => doctor::execute(&args),
         Command::Avrdude {
             yes,
             force_critical,
