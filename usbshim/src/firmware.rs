@@ -1,0 +1,70 @@
+//! The emulated USB programmer firmwares the shim can present.
+
+use isp_toolbox::emulate::usb::UsbFirmware;
+use isp_toolbox::emulate::usbtiny::UsbTinyFirmware;
+use isp_toolbox::{Error, Result};
+
+/// One emulated firmware, chosen by `ISP_TOOLBOX_SHIM_DEVICE` (`NAME[:VARIANT]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// The Adafruit USBtinyISP (`usbtiny`).
+    UsbTiny,
+}
+
+impl DeviceKind {
+    /// The names `ISP_TOOLBOX_SHIM_DEVICE` accepts.
+    pub const NAMES: &'static [&'static str] = &["usbtiny"];
+
+    /// Parses `NAME[:VARIANT]`, ignoring case.
+    pub fn parse(spec: &str) -> Result<DeviceKind> {
+        let spec = spec.trim().to_ascii_lowercase();
+        let (name, variant) = match spec.split_once(':') {
+            Some((name, variant)) => (name, Some(variant)),
+            None => (spec.as_str(), None),
+        };
+        let kind = match name {
+            "usbtiny" => DeviceKind::UsbTiny,
+            _ => {
+                return Err(Error::Unknown {
+                    what: "emulated USB device",
+                    name: name.to_string(),
+                    known: Self::NAMES.iter().map(|n| n.to_string()).collect(),
+                });
+            }
+        };
+        match variant {
+            None => Ok(kind),
+            Some(variant) => Err(Error::invalid(format!(
+                "{name} has no variants (got '{variant}')"
+            ))),
+        }
+    }
+
+    /// The firmware after power-up.
+    pub fn build(self) -> Box<dyn UsbFirmware> {
+        match self {
+            DeviceKind::UsbTiny => Box::new(UsbTinyFirmware::new()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_and_refuses_unknown_ones() {
+        assert_eq!(DeviceKind::parse(" USBtiny ").unwrap(), DeviceKind::UsbTiny);
+        let unknown = DeviceKind::parse("stk500").unwrap_err();
+        assert!(unknown.to_string().contains("stk500"));
+        assert!(unknown.hint().unwrap_or_default().contains("usbtiny"));
+        assert!(DeviceKind::parse("usbtiny:fast").is_err());
+    }
+
+    #[test]
+    fn builds_the_named_firmware() {
+        let firmware = DeviceKind::UsbTiny.build();
+        assert_eq!(firmware.identity().vid, 0x1781);
+        assert_eq!(firmware.identity().pid, 0x0C9F);
+    }
+}
