@@ -301,3 +301,27 @@ fn a_poll_that_can_never_end_hangs_the_firmware() {
         .control_in(request_type::VENDOR_IN, request::ECHO, 0, 0, &mut buf, T);
     assert!(matches!(next, Err(Error::Timeout { .. })), "{next:?}");
 }
+
+#[test]
+fn zero_poll_bytes_let_an_ff_write_end_early_and_lose_the_next_byte() {
+    // Debian's avrdude 7.1 has no EEPROM readback values for the ATmega32U4, so it sends
+    // POLL_BYTES 0x0000. A byte written as 0xFF then "reads back" at once (a busy EEPROM reads
+    // 0xFF), the firmware moves on, and the next write reaches a busy chip and is lost: the
+    // failure of avrdude issue #1508 (fixed by sending 0xFFFF, PR #1511).
+    let mut b = Bench::new("m32u4");
+    b.enter(10);
+    b.control(request::POLL_BYTES, 0x0000, 0);
+    b.vout(request::EEPROM_WRITE, 9_000, 0x98, &[0xFF, 0x40]);
+    lock(&b.socket).advance(Duration::from_millis(20));
+    let eeprom = lock(&b.socket).chip().unwrap().eeprom()[0x98..0x9A].to_vec();
+    assert_eq!(eeprom, [0xFF, 0xFF], "0x40 was sent while the chip was busy");
+    // The lost write, and the poll reads of another byte while the 0xFF was being written.
+    let violations = chip_stats(&b.socket).busy_violations;
+    assert!(violations >= 1);
+    // With the erased value as poll byte the firmware waits out the 0xFF write.
+    b.control(request::POLL_BYTES, 0xFFFF, 0);
+    b.vout(request::EEPROM_WRITE, 9_000, 0x98, &[0xFF, 0x40]);
+    let eeprom = lock(&b.socket).chip().unwrap().eeprom()[0x98..0x9A].to_vec();
+    assert_eq!(eeprom, [0xFF, 0x40]);
+    assert_eq!(chip_stats(&b.socket).busy_violations, violations);
+}
