@@ -26,8 +26,12 @@ const OLD_OUTPUT_LIMIT: Duration = Duration::from_millis(2_500);
 /// How long to wait for the first byte of the answer to a probe.
 const PROBE_WAIT: Duration = Duration::from_millis(100);
 
-/// Probes before giving up (each `\n` also feeds one byte to a half-finished command).
-const PROBES: usize = 6;
+/// Unanswered probes before giving up.
+const SILENT_PROBES: usize = 6;
+
+/// Probes in all: each `\n` also feeds one byte to a half-finished command, which answers
+/// it with a byte that is no mode's answer (a bulk transfer has up to 16 data bytes).
+const PROBES: usize = 24;
 
 /// Most bytes kept while looking for a version string or a prompt.
 const TEXT_LIMIT: usize = 64 * 1024;
@@ -127,7 +131,11 @@ impl<L: SerialLink> BusPirate<L> {
     fn reach_bitbang_mode(&mut self) -> Result<()> {
         let mut last_answer = Vec::new();
         let mut last_error = None;
+        let mut silent = 0;
         for _ in 0..PROBES {
+            if silent == SILENT_PROBES {
+                break;
+            }
             self.send(b"\n")?;
             let reply = self.collect(PROBE_WAIT)?;
             let attempt = match protocol::classify_probe(&reply) {
@@ -136,15 +144,13 @@ impl<L: SerialLink> BusPirate<L> {
                     b"BBIO",
                     "returning from a binary mode to bit-bang mode (0x00 -> BBIO1)",
                 ),
-                ModeProbe::TerminalPrompt => self.expect_version(
-                    &[0u8; protocol::ZEROS_FOR_BINARY],
-                    b"BBIO",
-                    "entering binary mode from the terminal (20 x 0x00 -> BBIO1)",
-                ),
-                ModeProbe::Unclear | ModeProbe::Silent => {
-                    if !reply.is_empty() {
-                        last_answer = reply;
-                    }
+                ModeProbe::TerminalPrompt => self.binary_from_terminal(),
+                ModeProbe::Silent => {
+                    silent += 1;
+                    continue;
+                }
+                ModeProbe::Unclear => {
+                    last_answer = reply;
                     continue;
                 }
             };
@@ -165,9 +171,9 @@ impl<L: SerialLink> BusPirate<L> {
         if last_answer.is_empty() {
             Err(Error::Timeout {
                 port: self.port.clone(),
-                waited: PROBE_WAIT * PROBES as u32,
+                waited: PROBE_WAIT * SILENT_PROBES as u32,
                 during: format!(
-                    "looking for a Bus Pirate: {PROBES} probes (\\n) got no answer; if one is connected at {} baud, it may be stuck in a command an interrupted run left half-sent: unplug it and plug it back in",
+                    "looking for a Bus Pirate: {SILENT_PROBES} probes (\\n) got no answer; if one is connected at {} baud, it may be stuck in a command an interrupted run left half-sent: unplug it and plug it back in",
                     self.options.baud
                 ),
             })
@@ -176,6 +182,24 @@ impl<L: SerialLink> BusPirate<L> {
                 "looking for a Bus Pirate (no prompt, no binary-mode answer)",
                 &last_answer[last_answer.len().saturating_sub(32)..],
             ))
+        }
+    }
+
+    /// Terminal → bit-bang mode with twenty 0x00. The terminal counts 0x00 bytes until a
+    /// reset, so if some went missing (or an earlier run sent some) the count is off: then
+    /// the Bus Pirate is reset (`#`) to start the count afresh, and the zeros sent again.
+    fn binary_from_terminal(&mut self) -> Result<u8> {
+        let zeros = [0u8; protocol::ZEROS_FOR_BINARY];
+        let during = "entering binary mode from the terminal (20 x 0x00 -> BBIO1)";
+        match self.expect_version(&zeros, b"BBIO", during) {
+            Err(Error::Timeout { .. }) => {
+                self.send(b"#\n")?;
+                let resetting =
+                    "resetting the Bus Pirate from its terminal (# -> RESET, banner, HiZ>)";
+                self.read_until(RESET_WAIT, resetting, protocol::is_prompt)?;
+                self.expect_version(&zeros, b"BBIO", during)
+            }
+            other => other,
         }
     }
 

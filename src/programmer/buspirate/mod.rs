@@ -236,6 +236,12 @@ impl<L: SerialLink> BusPirate<L> {
             return Ok(());
         }
         self.closed = true;
+        if self.desynced {
+            // Back into binary SPI mode first; programming mode is not needed to leave.
+            self.in_session = false;
+            self.busy_until = None;
+            self.connect()?;
+        }
         if self.in_session {
             self.release_reset()?;
         }
