@@ -58,10 +58,13 @@ pub const ARDUINOISP_SCK_HZ: u32 = 125_000;
 /// responsive, deadlines short) while costing one round trip per 1 KB instead of per page.
 pub const READ_BLOCK: u32 = 1024;
 
+/// The filler sent to complete a half-received frame when resynchronising (see
+/// [`Stk500v1::resync`]).
+const FLUSH_BYTE: u8 = 0xFF;
 /// Quiet time that ends a drain: stale bytes from a UART bridge arrive within a few ms.
 const DRAIN_QUIET: Duration = Duration::from_millis(30);
 /// How long one GET_SYNC may take to be answered.
-const SYNC_REPLY_TIMEOUT: Duration = Duration::from_millis(300);
+const SYNC_REPLY_TIMEOUT: Duration = Duration::from_millis(250);
 /// GET_SYNC attempts when connecting (avrdude tries 10 times with 5 s each; ours are short,
 /// and a board still booting is covered by [`Stk500v1Options::reset_wait`]).
 const CONNECT_SYNC_ATTEMPTS: u32 = 5;
@@ -214,6 +217,8 @@ pub struct Stk500v1<L: SerialLink> {
     suspect: bool,
     /// Programming mode was entered and not left.
     in_progmode: bool,
+    /// Bytes in the last batch sent: what a resync may have to flush.
+    last_batch_len: usize,
 }
 
 impl<L: SerialLink> Stk500v1<L> {
@@ -233,6 +238,7 @@ impl<L: SerialLink> Stk500v1<L> {
             here: None,
             suspect: false,
             in_progmode: false,
+            last_batch_len: 0,
         };
         driver.link.set_baud(driver.options.baud)?;
         if driver.options.dtr_reset {
@@ -280,11 +286,21 @@ impl<L: SerialLink> Stk500v1<L> {
         self.sync_attempts(CONNECT_SYNC_ATTEMPTS, "connecting")
     }
 
-    /// Resynchronises after trouble: whatever the firmware was in the middle of, a sync frame
-    /// either completes it or is taken as a new command, and GET_SYNC is repeated until it is
-    /// answered with exactly `14 10`.
-    fn resync(&mut self) -> Result<()> {
+    /// Resynchronises after trouble. The firmware may still be inside a frame, waiting for at
+    /// most as many bytes as the failed batch held (`flush_len`): a run of 0xFF completes
+    /// whatever it is reading, and the 0xFF it then takes as the frame's end makes it answer
+    /// NOSYNC instead of acting, so a PROG_PAGE that lost a data byte is never committed.
+    /// (A frame that lost a byte also has its own EOP taken as data: a UNIVERSAL then runs
+    /// with 0x20 as its last byte, because the sketch runs it before checking the frame's end.
+    /// No host can prevent that; the retry rewrites the intended value, and the job verifies
+    /// fuses and lock after writing them.) The leftover 0xFF pairs are unknown commands
+    /// answered with NOSYNC and drained away; then GET_SYNC is repeated until it is answered
+    /// with exactly `14 10`.
+    fn resync(&mut self, flush_len: usize) -> Result<()> {
         self.here = None;
+        self.link.drain(DRAIN_QUIET)?;
+        self.link.write_all(&vec![FLUSH_BYTE; flush_len.max(2)])?;
+        self.link.drain(DRAIN_QUIET)?;
         self.sync_attempts(RESYNC_ATTEMPTS, "resynchronising")?;
         self.suspect = false;
         Ok(())
@@ -361,17 +377,25 @@ impl<L: SerialLink> Stk500v1<L> {
         &mut self,
         build: &dyn Fn(&Self) -> Vec<Frame>,
     ) -> std::result::Result<Vec<Vec<u8>>, Trouble> {
-        if self.suspect {
-            self.resync().map_err(Trouble::Fatal)?;
-        }
         let attempts = self.options.retries.saturating_add(1);
         let mut attempt = 1;
+        if self.suspect {
+            let what = describe(&build(self));
+            self.resync(self.last_batch_len).map_err(|e| {
+                Trouble::Fatal(in_context(
+                    e,
+                    &format!("getting back in step before {what}"),
+                ))
+            })?;
+        }
         loop {
             let frames = build(self);
+            let batch_len = frames.iter().map(|f| f.bytes.len()).sum();
+            self.last_batch_len = batch_len;
             match self.exchange(&frames, attempt, attempts) {
                 Ok(payloads) => return Ok(payloads),
                 Err(Trouble::Resync(error)) if attempt < attempts => {
-                    if let Err(sync_error) = self.resync() {
+                    if let Err(sync_error) = self.resync(batch_len) {
                         self.suspect = true;
                         return Err(Trouble::Fatal(after_failed_resync(error, sync_error)));
                     }
@@ -380,7 +404,12 @@ impl<L: SerialLink> Stk500v1<L> {
                 Err(trouble) => {
                     self.here = None;
                     self.suspect = true;
-                    return Err(trouble);
+                    return Err(match trouble {
+                        Trouble::Fatal(e @ Error::Link { .. }) => {
+                            Trouble::Fatal(in_context(e, &format!("during {}", describe(&frames))))
+                        }
+                        other => other,
+                    });
                 }
             }
         }
@@ -399,13 +428,7 @@ impl<L: SerialLink> Stk500v1<L> {
             .collect();
         let deadline = Instant::now() + self.reply_budget(frames);
         self.link.write_all(&bytes).map_err(Trouble::from_link)?;
-        let batch = (frames.len() > 1).then(|| {
-            frames
-                .iter()
-                .map(|f| f.label.as_str())
-                .collect::<Vec<_>>()
-                .join(" + ")
-        });
+        let batch = (frames.len() > 1).then(|| describe(frames));
         frames
             .iter()
             .map(|frame| {
@@ -613,8 +636,17 @@ fn first_byte(payloads: &[Vec<u8>]) -> u8 {
         .unwrap_or(0)
 }
 
-/// The error of a command whose resync failed too: the command's error, saying so.
-fn after_failed_resync(error: Error, sync_error: Error) -> Error {
+/// What a batch of frames does: their labels joined with `+`.
+fn describe(frames: &[Frame]) -> String {
+    frames
+        .iter()
+        .map(|f| f.label.as_str())
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+/// Adds what was being done to an error's message.
+fn in_context(error: Error, context: &str) -> Error {
     match error {
         Error::Timeout {
             port,
@@ -623,14 +655,23 @@ fn after_failed_resync(error: Error, sync_error: Error) -> Error {
         } => Error::Timeout {
             port,
             waited,
-            during: format!("{during}; resynchronising failed too: {sync_error}"),
+            during: format!("{during}; {context}"),
         },
         Error::Protocol { programmer, reason } => Error::Protocol {
             programmer,
-            reason: format!("{reason}; resynchronising failed too: {sync_error}"),
+            reason: format!("{reason}; {context}"),
+        },
+        Error::Link { port, reason } => Error::Link {
+            port,
+            reason: format!("{reason} ({context})"),
         },
         other => other,
     }
+}
+
+/// The error of a command whose resync failed too: the command's error, saying so.
+fn after_failed_resync(error: Error, sync_error: Error) -> Error {
+    in_context(error, &format!("resynchronising failed too: {sync_error}"))
 }
 
 impl<L: SerialLink> Programmer for Stk500v1<L> {

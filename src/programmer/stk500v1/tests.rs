@@ -229,6 +229,7 @@ fn nosync_resyncs_and_retries_without_an_elided_address() {
     let mut d = driver(vec![
         [OK, OK].concat(),
         vec![0x15],
+        vec![0x15], // the 0xFF flush: unknown commands, NOSYNC
         OK.to_vec(),
         [OK, OK].concat(),
     ]);
@@ -236,8 +237,10 @@ fn nosync_resyncs_and_retries_without_an_elided_address() {
     d.write_page(p, Memory::Flash, 0x80, &page).unwrap();
     let writes = &d.link().writes[6..];
     assert_eq!(writes[1][0], 0x64, "the second page follows on");
-    assert_eq!(writes[2], [0x30, 0x20], "NOSYNC: resync");
-    assert_eq!(&writes[3][..4], &[0x55, 0x40, 0x00, 0x20], "address again");
+    assert!(writes[2].iter().all(|&b| b == 0xFF), "NOSYNC: flush");
+    assert_eq!(writes[2].len(), 133, "as long as the frame that failed");
+    assert_eq!(writes[3], [0x30, 0x20], "then sync");
+    assert_eq!(&writes[4][..4], &[0x55, 0x40, 0x00, 0x20], "address again");
 }
 
 #[test]
@@ -270,6 +273,7 @@ fn read_sign_falls_back_to_universal_on_unknown() {
     let ok_sig = |b: u8| vec![0x14, b, 0x10];
     let mut d = driver(vec![
         vec![0x12],
+        vec![],
         OK.to_vec(),
         [ok_sig(0x1E), ok_sig(0x95), ok_sig(0x87)].concat(),
     ]);
