@@ -314,7 +314,11 @@ fn zero_poll_bytes_let_an_ff_write_end_early_and_lose_the_next_byte() {
     b.vout(request::EEPROM_WRITE, 9_000, 0x98, &[0xFF, 0x40]);
     lock(&b.socket).advance(Duration::from_millis(20));
     let eeprom = lock(&b.socket).chip().unwrap().eeprom()[0x98..0x9A].to_vec();
-    assert_eq!(eeprom, [0xFF, 0xFF], "0x40 was sent while the chip was busy");
+    assert_eq!(
+        eeprom,
+        [0xFF, 0xFF],
+        "0x40 was sent while the chip was busy"
+    );
     // The lost write, and the poll reads of another byte while the 0xFF was being written.
     let violations = chip_stats(&b.socket).busy_violations;
     assert!(violations >= 1);
