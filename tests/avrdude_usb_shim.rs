@@ -1,0 +1,392 @@
+//! Debian's avrdude 7.1 against the emulated USB programmers, through the libusb-0.1 shim
+//! (`usbshim/`, loaded with LD_PRELOAD): it finds the device, reads the signature, writes,
+//! verifies and reads back flash, EEPROM and fuses, and the emulated chip's dump holds what it
+//! wrote. A real client accepting the emulators is how we know they act like the devices.
+//!
+//! The shim is built once per run (`cargo build -p isp-toolbox-usbshim`). Fails where avrdude
+//! is missing: run `.ci/run`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use isp_toolbox::emulate::stats::EmulatorStats;
+use isp_toolbox::hex::{MemoryImage, write_hex};
+
+/// The programmers whose emulators the shim presents, as avrdude names them.
+const USBTINY: &str = "usbtiny";
+
+/// The part avrdude is told about and the shim emulates.
+const PART: &str = "m32u4";
+const FLASH_SIZE: usize = 32 * 1024;
+const EEPROM_SIZE: usize = 1024;
+
+/// Every variable the shim reads, cleared so the caller's environment cannot leak in.
+const SHIM_VARIABLES: [&str; 7] = [
+    "ISP_TOOLBOX_SHIM_DEVICE",
+    "ISP_TOOLBOX_SHIM_PART",
+    "ISP_TOOLBOX_SHIM_STATE",
+    "ISP_TOOLBOX_SHIM_STATS",
+    "ISP_TOOLBOX_SHIM_FAULT",
+    "ISP_TOOLBOX_SHIM_REALTIME",
+    "ISP_TOOLBOX_SHIM_DEBUG",
+];
+
+/// Builds the shim once and returns the path of the shared library.
+fn shim_library() -> &'static Path {
+    static LIBRARY: OnceLock<PathBuf> = OnceLock::new();
+    LIBRARY.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let output = Command::new(cargo)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args([
+                "build",
+                "-p",
+                "isp-toolbox-usbshim",
+                "--message-format=json-render-diagnostics",
+            ])
+            .output()
+            .expect("cannot run cargo to build the shim");
+        assert!(
+            output.status.success(),
+            "building the shim failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|m| m["reason"] == "compiler-artifact")
+            .filter(|m| m["target"]["name"] == "isp_toolbox_usbshim")
+            .flat_map(|m| m["filenames"].as_array().cloned().unwrap_or_default())
+            .filter_map(|f| f.as_str().map(PathBuf::from))
+            .find(|f| f.extension().is_some_and(|e| e == "so"))
+            .expect("cargo built no libisp_toolbox_usbshim.so")
+    })
+}
+
+fn require_avrdude() {
+    assert!(
+        Command::new("avrdude").arg("-?").output().is_ok(),
+        "avrdude is not installed: run .ci/run (it installs Debian's avrdude) before the tests"
+    );
+}
+
+/// What one avrdude run said.
+struct Run {
+    ok: bool,
+    /// stdout and stderr together (avrdude reports on stderr).
+    text: String,
+}
+
+/// An emulated programmer with its chip, kept in a state directory between avrdude runs.
+struct Bench {
+    programmer: &'static str,
+    dir: tempfile::TempDir,
+    extra_env: Vec<(&'static str, String)>,
+}
+
+impl Bench {
+    fn new(programmer: &'static str) -> Bench {
+        require_avrdude();
+        Bench {
+            programmer,
+            dir: tempfile::tempdir().unwrap(),
+            extra_env: Vec::new(),
+        }
+    }
+
+    fn with_env(mut self, name: &'static str, value: &str) -> Bench {
+        self.extra_env.push((name, value.to_string()));
+        self
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.path("board")
+    }
+
+    fn stats_file(&self) -> PathBuf {
+        self.path("stats.json")
+    }
+
+    fn avrdude(&self, args: &[&str]) -> Run {
+        let mut command = Command::new("avrdude");
+        command.args(["-c", self.programmer, "-p", PART]).args(args);
+        for name in SHIM_VARIABLES {
+            command.env_remove(name);
+        }
+        command
+            .env("LD_PRELOAD", shim_library())
+            .env("ISP_TOOLBOX_SHIM_DEVICE", self.programmer)
+            .env("ISP_TOOLBOX_SHIM_PART", PART)
+            .env("ISP_TOOLBOX_SHIM_STATE", self.state_dir())
+            .env("ISP_TOOLBOX_SHIM_STATS", self.stats_file());
+        for (name, value) in &self.extra_env {
+            command.env(name, value);
+        }
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = command.output().expect("cannot run avrdude");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr)
+        );
+        assert!(
+            status.code().is_some(),
+            "avrdude {args:?} was killed by a signal ({status}):\n{text}"
+        );
+        Run {
+            ok: status.success(),
+            text,
+        }
+    }
+
+    fn avrdude_ok(&self, args: &[&str]) -> Run {
+        let run = self.avrdude(args);
+        assert!(run.ok, "avrdude {args:?} failed:\n{}", run.text);
+        run
+    }
+
+    /// The stats of the last run.
+    fn stats(&self) -> EmulatorStats {
+        let path = self.stats_file();
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("the shim wrote no stats to {}: {e}", path.display()));
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// The chip as the shim dumped it at exit.
+    fn dumped(&self, name: &str) -> Vec<u8> {
+        let path = self.state_dir().join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("no dump at {}: {e}", path.display()))
+    }
+
+    fn dumped_fuse(&self, name: &str) -> u8 {
+        let text = String::from_utf8(self.dumped("fuses.json")).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let value = json[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {name} in {text}"));
+        u8::from_str_radix(value.trim_start_matches("0x"), 16).unwrap()
+    }
+}
+
+/// Deterministic, non-repeating test data.
+fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 8) as u8
+        })
+        .collect()
+}
+
+fn signature_is_read(programmer: &'static str) {
+    let bench = Bench::new(programmer);
+    let run = bench.avrdude_ok(&[]);
+    assert!(
+        run.text.contains("device signature = 0x1e9587"),
+        "{}",
+        run.text
+    );
+    let stats = bench.stats();
+    assert!(stats.round_trips >= 5, "{stats:?}");
+    assert!(
+        stats.isp_instructions >= 4,
+        "programming enable and three signature bytes: {stats:?}"
+    );
+    assert!(stats.modeled_seconds > 0.0, "{stats:?}");
+    assert_eq!(stats.pages_written, 0, "{stats:?}");
+    assert_eq!(bench.dumped("flash.bin").len(), FLASH_SIZE);
+}
+
+fn flash_is_written_verified_and_read_back(programmer: &'static str) {
+    let bench = Bench::new(programmer);
+    // An application at 0 and a bootloader-sized block at the top, with a gap between.
+    let application = pattern(3000, 1);
+    let bootloader = pattern(4096, 2);
+    let mut image = MemoryImage::new();
+    image.insert(0, &application).unwrap();
+    image.insert(0x7000, &bootloader).unwrap();
+    let hex = bench.path("image.hex");
+    std::fs::write(&hex, write_hex(&image)).unwrap();
+    let readback = bench.path("readback.bin");
+
+    let run = bench.avrdude_ok(&[
+        "-U",
+        &format!("flash:w:{}:i", hex.display()),
+        "-U",
+        &format!("flash:r:{}:r", readback.display()),
+    ]);
+    assert!(run.text.contains("verified"), "{}", run.text);
+
+    let mut expected = vec![0xFF; FLASH_SIZE];
+    expected[..application.len()].copy_from_slice(&application);
+    expected[0x7000..0x8000].copy_from_slice(&bootloader);
+    let mut read = std::fs::read(&readback).unwrap();
+    // avrdude leaves trailing 0xFF bytes out of raw reads.
+    read.resize(FLASH_SIZE, 0xFF);
+    assert!(
+        read == expected,
+        "avrdude read back other flash than it wrote"
+    );
+    assert!(
+        bench.dumped("flash.bin") == expected,
+        "the emulated chip holds other flash than avrdude wrote"
+    );
+    let stats = bench.stats();
+    // 24 application pages and 32 bootloader pages of 128 bytes.
+    assert!(stats.pages_written >= 56, "{stats:?}");
+    assert!(stats.pages_read > 0, "{stats:?}");
+
+    // A second run sees the saved chip: verifying the same image passes without writing.
+    let verify = bench.avrdude_ok(&["-U", &format!("flash:v:{}:i", hex.display())]);
+    assert!(verify.text.contains("verified"), "{}", verify.text);
+    assert_eq!(bench.stats().pages_written, 0);
+}
+
+fn eeprom_is_written_and_read_back(programmer: &'static str) {
+    let bench = Bench::new(programmer);
+    // No 0xFF bytes: a 0xFF write cannot be data-polled (the byte reads 0xFF while busy, facts
+    // §1.6), so the USBtiny firmware moves on at once and the next byte meets a busy chip.
+    // That is a firmware/chip-timing matter, not what this test is about.
+    let data: Vec<u8> = pattern(200, 3).into_iter().map(|b| b.min(0xFE)).collect();
+    let input = bench.path("eeprom.bin");
+    std::fs::write(&input, &data).unwrap();
+    let readback = bench.path("eeprom-read.bin");
+    bench.avrdude_ok(&[
+        "-U",
+        &format!("eeprom:w:{}:r", input.display()),
+        "-U",
+        &format!("eeprom:r:{}:r", readback.display()),
+    ]);
+    let read = std::fs::read(&readback).unwrap();
+    assert!(read.len() >= data.len(), "read {} bytes", read.len());
+    assert_eq!(&read[..data.len()], &data[..]);
+    let dumped = bench.dumped("eeprom.bin");
+    assert_eq!(dumped.len(), EEPROM_SIZE);
+    assert_eq!(&dumped[..data.len()], &data[..]);
+    assert!(dumped[data.len()..].iter().all(|&b| b == 0xFF));
+}
+
+fn fuses_are_written_and_read_back(programmer: &'static str) {
+    let bench = Bench::new(programmer);
+    // Still an external crystal (low), 2 KB boot section with BOOTRST (high), BOD 2.6 V (ext).
+    bench.avrdude_ok(&[
+        "-U",
+        "lfuse:w:0xde:m",
+        "-U",
+        "hfuse:w:0xd8:m",
+        "-U",
+        "efuse:w:0xcb:m",
+    ]);
+    assert_eq!(bench.dumped_fuse("lfuse"), 0xDE);
+    assert_eq!(bench.dumped_fuse("hfuse"), 0xD8);
+    // The ATmega32U4 implements the low four bits of the extended fuse.
+    assert_eq!(bench.dumped_fuse("efuse") & 0x0F, 0x0B);
+
+    let files = ["lfuse", "hfuse", "efuse"].map(|f| bench.path(&format!("{f}.txt")));
+    let args: Vec<String> = ["lfuse", "hfuse", "efuse"]
+        .iter()
+        .zip(&files)
+        .flat_map(|(fuse, file)| ["-U".to_string(), format!("{fuse}:r:{}:h", file.display())])
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    bench.avrdude_ok(&args);
+    let read = files.map(|f| {
+        std::fs::read_to_string(f)
+            .unwrap()
+            .trim()
+            .to_ascii_lowercase()
+    });
+    assert_eq!(read[0], "0xde");
+    assert_eq!(read[1], "0xd8");
+    let efuse = u8::from_str_radix(read[2].trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(efuse & 0x0F, 0x0B);
+}
+
+fn a_device_that_is_unplugged_fails_cleanly(programmer: &'static str) {
+    let bench = Bench::new(programmer).with_env("ISP_TOOLBOX_SHIM_FAULT", "hangup=6");
+    let image = bench.path("image.bin");
+    std::fs::write(&image, pattern(1024, 4)).unwrap();
+    let run = bench.avrdude(&["-U", &format!("flash:w:{}:r", image.display())]);
+    assert!(
+        !run.ok,
+        "avrdude succeeded on an unplugged device:\n{}",
+        run.text
+    );
+    // The stats still come out, counting what reached the firmware.
+    assert_eq!(bench.stats().round_trips, 6);
+}
+
+fn an_empty_socket_is_reported_by_avrdude(programmer: &'static str) {
+    let bench = Bench::new(programmer).with_env("ISP_TOOLBOX_SHIM_PART", "none");
+    let run = bench.avrdude(&[]);
+    assert!(
+        !run.ok,
+        "avrdude found a chip in an empty socket:\n{}",
+        run.text
+    );
+    assert!(bench.stats().round_trips > 0);
+    assert!(
+        !bench.state_dir().join("flash.bin").exists(),
+        "no chip, no dump"
+    );
+}
+
+fn a_bad_setting_is_explained(programmer: &'static str) {
+    let bench = Bench::new(programmer).with_env("ISP_TOOLBOX_SHIM_PART", "m9999");
+    let run = bench.avrdude(&[]);
+    assert!(!run.ok);
+    assert!(
+        run.text
+            .contains("isp-toolbox-usbshim: ISP_TOOLBOX_SHIM_PART: unknown MCU 'm9999'"),
+        "{}",
+        run.text
+    );
+    assert!(!bench.stats_file().exists());
+}
+
+#[test]
+fn usbtiny_signature() {
+    signature_is_read(USBTINY);
+}
+
+#[test]
+fn usbtiny_flash_write_verify_read() {
+    flash_is_written_verified_and_read_back(USBTINY);
+}
+
+#[test]
+fn usbtiny_eeprom_write_read() {
+    eeprom_is_written_and_read_back(USBTINY);
+}
+
+#[test]
+fn usbtiny_fuses_write_read() {
+    fuses_are_written_and_read_back(USBTINY);
+}
+
+#[test]
+fn usbtiny_unplugged_mid_write() {
+    a_device_that_is_unplugged_fails_cleanly(USBTINY);
+}
+
+#[test]
+fn usbtiny_empty_socket() {
+    an_empty_socket_is_reported_by_avrdude(USBTINY);
+}
+
+#[test]
+fn usbtiny_bad_setting() {
+    a_bad_setting_is_explained(USBTINY);
+}
