@@ -328,6 +328,18 @@ fn a_device_that_is_unplugged_fails_cleanly(programmer: &'static str) {
     assert_eq!(bench.stats().round_trips, 6);
 }
 
+fn a_lost_transfer_is_retried(programmer: &'static str, retried: &str) {
+    // Transfer 3 is the first signature read: it times out and avrdude tries again.
+    let bench = Bench::new(programmer).with_env("ISP_TOOLBOX_SHIM_FAULT", "drop=3");
+    let run = bench.avrdude_ok(&[]);
+    assert!(run.text.contains(retried), "{}", run.text);
+    assert!(
+        run.text.contains("device signature = 0x1e9587"),
+        "{}",
+        run.text
+    );
+}
+
 fn an_empty_socket_is_reported_by_avrdude(programmer: &'static str) {
     let bench = Bench::new(programmer).with_env("ISP_TOOLBOX_SHIM_PART", "none");
     let run = bench.avrdude(&[]);
@@ -382,6 +394,11 @@ fn usbtiny_unplugged_mid_write() {
 }
 
 #[test]
+fn usbtiny_lost_transfer_is_retried() {
+    a_lost_transfer_is_retried(USBTINY, "1 retries during SPI command");
+}
+
+#[test]
 fn usbtiny_empty_socket() {
     an_empty_socket_is_reported_by_avrdude(USBTINY);
 }
@@ -389,4 +406,25 @@ fn usbtiny_empty_socket() {
 #[test]
 fn usbtiny_bad_setting() {
     a_bad_setting_is_explained(USBTINY);
+}
+
+/// avrdude's USBtiny code matches `-P usb:BUS:DEVICE` against `bus->dirname` and
+/// `dev->filename`: the shim's bus 001 and device 001.
+#[test]
+fn usbtiny_port_names_bus_and_device() {
+    let bench = Bench::new(USBTINY);
+    let found = bench.avrdude_ok(&["-P", "usb:001:001", "-v"]);
+    assert!(
+        found.text.contains("found USBtinyISP, bus:device: 001:001"),
+        "{}",
+        found.text
+    );
+    assert!(found.text.contains("device signature = 0x1e9587"));
+    let other = bench.avrdude(&["-P", "usb:001:002"]);
+    assert!(!other.ok, "device 002 does not exist:\n{}", other.text);
+    assert!(
+        other.text.contains("cannot find USBtiny device"),
+        "{}",
+        other.text
+    );
 }
