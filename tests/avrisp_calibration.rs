@@ -101,9 +101,14 @@ impl Bench {
 
     /// Modeled write and read (verify) times of `image`, as avrdude's progress bars time them.
     fn write_and_verify(&self, image: &MemoryImage) -> (f64, f64) {
+        self.write_and_verify_memory("flash", image)
+    }
+
+    /// The same for avrdude memory `memory` (`flash`, `eeprom`).
+    fn write_and_verify_memory(&self, memory: &str, image: &MemoryImage) -> (f64, f64) {
         let file = self.hex(image);
-        let write = self.phase(&["-U", &format!("flash:w:{file}:i"), "-V"], PROG_PAGE);
-        let read = self.phase(&["-U", &format!("flash:v:{file}:i")], READ_PAGE);
+        let write = self.phase(&["-U", &format!("{memory}:w:{file}:i"), "-V"], PROG_PAGE);
+        let read = self.phase(&["-U", &format!("{memory}:v:{file}:i")], READ_PAGE);
         (write, read)
     }
 }
@@ -165,6 +170,31 @@ fn our_write_and_read(board: HostBoard, part: &'static Part, image: &[u8]) -> (f
     }
     assert!(back == image);
     let read = phase_seconds(&rig.monitor.status().log, READ_PAGE) + turnaround;
+    d.leave().unwrap();
+    rig.assert_timing_respected();
+    (write, read)
+}
+
+/// Our driver's modeled EEPROM write and read of `data` from address 0 (pages through
+/// UNIVERSAL and polled; reads in one READ_PAGE).
+fn our_eeprom_write_and_read(board: HostBoard, part: &'static Part, data: &[u8]) -> (f64, f64) {
+    let mut rig = Rig::new(board, Some(crystal_chip(part)));
+    let d = &mut rig.driver;
+    d.enter(part).unwrap();
+    let start = rig.monitor.status().log.len();
+    let page = part.eeprom.page_size as usize;
+    for (i, bytes) in data.chunks(page).enumerate() {
+        d.write_page(part, Memory::Eeprom, (i * page) as u32, bytes)
+            .unwrap();
+    }
+    let log = rig.monitor.status().log;
+    let write = log.last().unwrap().finished_s - log[start].started_s;
+    let start = log.len();
+    let mut back = vec![0u8; data.len()];
+    d.read(part, Memory::Eeprom, 0, &mut back).unwrap();
+    assert!(back == data);
+    let log = rig.monitor.status().log;
+    let read = log.last().unwrap().finished_s - log[start].started_s;
     d.leave().unwrap();
     rig.assert_timing_respected();
     (write, read)
@@ -247,6 +277,20 @@ fn a3_uno_small_sketch_write_and_verify() {
     let (write, read) = b.write_and_verify(&dense_image(3672));
     assert_near("A3 write", write, 4.08, 0.25);
     assert_near("A3 read", read, 2.32, 0.25);
+}
+
+/// A9: stk500v1 (avrdude 7.1) on an Arduino as ISP, 512 bytes of ATmega328P EEPROM written in
+/// 25.80 s and read in 2.38 s: avrdude sends 4-byte EEPROM pages, and the sketch writes each
+/// byte with a 45 ms pause.
+#[test]
+fn a9_uno_eeprom_write_and_verify() {
+    let p = part("m328p");
+    let b = Bench::new(HostBoard::Uno, SketchBuild::default(), p);
+    let (write, read) = b.write_and_verify_memory("eeprom", &dense_image(512));
+    assert_near("A9 EEPROM write", write, 25.80, 0.25);
+    assert_near("A9 EEPROM read", read, 2.38, 0.25);
+    let ours = our_eeprom_write_and_read(HostBoard::Uno, p, &test_bytes(9, 512));
+    compare_with_avrdude("Uno 512 B EEPROM", ours, (write, read));
 }
 
 /// A2: avrisp on an Arduino running ArduinoISP 1.18 at 19200 baud, ATmega32U4, a 32768-byte
