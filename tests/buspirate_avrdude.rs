@@ -36,7 +36,8 @@ struct Bench {
     link: PathBuf,
     socket: SharedSocket,
     status: StatusHandle,
-    handle: EmulatorHandle,
+    /// Keeps the emulator serving until the bench is dropped.
+    _handle: EmulatorHandle,
     part: &'static Part,
 }
 
@@ -44,8 +45,6 @@ struct Bench {
 struct Run {
     ok: bool,
     text: String,
-    /// Virtual seconds the run took on the emulated Bus Pirate.
-    modeled_s: f64,
 }
 
 impl Bench {
@@ -69,7 +68,7 @@ impl Bench {
             link,
             socket,
             status,
-            handle,
+            _handle: handle,
             part,
         }
     }
@@ -79,7 +78,6 @@ impl Bench {
     }
 
     fn avrdude(&self, args: &[&str]) -> Run {
-        let start = now_s(&self.socket);
         let output = Command::new("avrdude")
             .args(["-c", "buspirate", "-p", &self.part.avrdude_id, "-P"])
             .arg(&self.link)
@@ -95,7 +93,6 @@ impl Bench {
         Run {
             ok: output.status.success(),
             text,
-            modeled_s: now_s(&self.socket) - start,
         }
     }
 
