@@ -135,23 +135,28 @@ fn every_operation_fails_in_time_when_the_bus_pirate_stops_answering() {
         ("leave", |bp, _| bp.leave()),
         ("enter again", |bp, p| bp.enter(p)),
     ];
-    for (what, op) in ops {
-        let socket = socket_with(part);
-        let (mut bp, _h, _s) = with_faults(&socket, &format!("stall={sent}"));
-        bp.enter(part).unwrap();
-        bp.set_sck(2_000_000).unwrap();
-        let err = fails_in_time(what, || op(&mut bp, part));
-        assert!(
-            matches!(err, Error::Timeout { .. } | Error::Protocol { .. }),
-            "{what}: {err}"
-        );
-        // A second try resynchronises first; it fails in time too.
-        let again = fails_in_time(&format!("{what}, again"), || op(&mut bp, part));
-        assert!(again.to_string().contains("emulated"), "{again}");
-        // Dropping the driver does not hang either.
-        let ((), took) = timed(|| drop(bp));
-        assert!(took < LIMIT, "drop after {what} took {took:?}");
-    }
+    // Each on its own emulator, side by side: they spend their time waiting for answers.
+    std::thread::scope(|scope| {
+        for (what, op) in ops {
+            scope.spawn(move || {
+                let socket = socket_with(part);
+                let (mut bp, _h, _s) = with_faults(&socket, &format!("stall={sent}"));
+                bp.enter(part).unwrap();
+                bp.set_sck(2_000_000).unwrap();
+                let err = fails_in_time(what, || op(&mut bp, part));
+                assert!(
+                    matches!(err, Error::Timeout { .. } | Error::Protocol { .. }),
+                    "{what}: {err}"
+                );
+                // A second try resynchronises first; it fails in time too.
+                let again = fails_in_time(&format!("{what}, again"), || op(&mut bp, part));
+                assert!(again.to_string().contains("emulated"), "{again}");
+                // Dropping the driver does not hang either.
+                let ((), took) = timed(|| drop(bp));
+                assert!(took < LIMIT, "drop after {what} took {took:?}");
+            });
+        }
+    });
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //!
 //! - **Entry** from any state (terminal, a binary mode left by a crashed run, garbage in the
 //!   buffer) without the 20-byte burst that overruns a Bus Pirate still in binary mode
-//!   ([`connect`](self) module); a clear error naming the port when nothing answers.
+//!   (module `connect`); a clear error naming the port when nothing answers.
 //! - **RESET** on CS (or AUX, AUX2), asserted with a 20 ms wait before Programming Enable and
 //!   retried with a RESET pulse when the 0x53 echo is missing (avrdude does neither).
 //! - **Flash pages** in one write-then-read each (loads and Write Page together, one round
@@ -13,7 +13,7 @@
 //!   its last bytes go instruction by instruction); EEPROM and the fallback stream bulk
 //!   transfers.
 //! - **Waits** for the target's self-timed writes are counted from the Bus Pirate's answer and
-//!   overlap with the next command's time on the UART ([`wire`](self) module).
+//!   overlap with the next command's time on the UART (module `wire`).
 //! - **SCK** from 31.25 kHz to 8 MHz ([`protocol::SPEEDS`]); the firmware raises CS on every
 //!   speed change, so inside a session the driver re-enters programming mode itself.
 //! - **Exit**: back to the terminal (`00`, `0F`, up to the prompt) on [`BusPirate::close`] or
