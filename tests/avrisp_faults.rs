@@ -209,6 +209,28 @@ fn a_stalled_programmer_ends_each_operation_with_a_timeout() {
 }
 
 #[test]
+fn a_stall_during_the_longest_read_still_ends_within_the_bound() {
+    let p = part("m32u4");
+    // The programmer stops answering in the middle of a whole read block's request; its
+    // deadline allows for 1 KB at 19200 baud, and the resync attempts follow.
+    let mut rig = faulty(
+        &format!("stall={}", CONNECT_OUT + ENTER_OUT + 6),
+        crystal_chip(p),
+    );
+    let mut buf = [0u8; 1024];
+    let err = timed("read", || {
+        rig.driver.read(p, Memory::Flash, 0x100, &mut buf)
+    })
+    .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("READ_PAGE flash 1024 bytes at 0x00100"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_programmer_unplugged_mid_page_fails_at_once() {
     let p = part("m32u4");
     let after = CONNECT_OUT + ENTER_OUT + 4 + 4 + 60;

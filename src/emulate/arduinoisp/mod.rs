@@ -1,7 +1,7 @@
 //! Emulated ArduinoISP firmware (STK500v1) on a Pro Micro, Teensy 2.0 or Uno-style host.
 //!
-//! The sketch ([`sketch`]) follows arduino/arduino-examples `ArduinoISP.ino` (commit 4c5fa7a6,
-//! facts sheet §2.8) command by command, quirks included:
+//! The sketch (module `sketch`) follows arduino/arduino-examples `ArduinoISP.ino` (commit
+//! 4c5fa7a6, facts sheet §2.8) command by command, quirks included:
 //!
 //! - replies: `14 … 10`; a lone `12` for an unknown command followed by `20`, else `15`
 //!   (both count in the error LED's counter, which GET_SYNC and LEAVE_PROGMODE clear);

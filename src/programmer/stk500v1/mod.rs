@@ -100,7 +100,9 @@ pub struct Stk500v1Options {
     /// After a DTR reset: the bootloader's timeout (Optiboot waits 1 s) before the sketch
     /// starts and takes serial bytes.
     pub reset_wait: Duration,
-    /// Slack on top of each reply's expected time (wire time plus the firmware's delays).
+    /// Slack on top of each reply's expected time (wire time plus the firmware's delays), for
+    /// USB and bridge latency. With the resync attempts that follow a silence, the longest
+    /// operation (a 1 KB read at 19200 baud) gives up within about 2.5 s by default.
     pub timeout: Duration,
     /// Resync-and-retry rounds after a NOSYNC, a garbled reply or silence.
     pub retries: u32,
@@ -114,7 +116,7 @@ impl Default for Stk500v1Options {
             baud: DEFAULT_BAUD,
             dtr_reset: false,
             reset_wait: Duration::from_millis(1_100),
-            timeout: Duration::from_secs(1),
+            timeout: Duration::from_millis(750),
             retries: 3,
             eeprom_writes: EepromWrites::default(),
         }
@@ -447,14 +449,19 @@ impl<L: SerialLink> Stk500v1<L> {
             .collect()
     }
 
-    /// How long the replies to `frames` may take: their bytes at the baud rate plus the
-    /// firmware's work, with 50 % margin, plus the configured slack.
+    /// How long the replies to `frames` may take, with 50 % margin plus the configured slack:
+    /// the frames' bytes on the wire, then for each frame the firmware's work or its reply's
+    /// bytes, whichever is longer (the sketch streams READ_PAGE data while it reads the
+    /// target, and receives a PROG_PAGE whole before it writes).
     fn reply_budget(&self, frames: &[Frame]) -> Duration {
-        let bytes: usize = frames.iter().map(|f| f.bytes.len() + f.reply_len()).sum();
-        let wire_ns =
-            (bytes as u64).saturating_mul(10_000_000_000) / u64::from(self.options.baud.max(1));
-        let work: Duration = frames.iter().map(|f| f.work).sum();
-        let expected = Duration::from_nanos(wire_ns) + work;
+        let wire = |bytes: usize| {
+            let ns =
+                (bytes as u64).saturating_mul(10_000_000_000) / u64::from(self.options.baud.max(1));
+            Duration::from_nanos(ns)
+        };
+        let sent = wire(frames.iter().map(|f| f.bytes.len()).sum());
+        let answered: Duration = frames.iter().map(|f| f.work.max(wire(f.reply_len()))).sum();
+        let expected = sent + answered;
         expected + expected / 2 + self.options.timeout
     }
 

@@ -483,7 +483,10 @@ mod tests {
         /// Whatever arrives, the decoder answers without panicking, and a complete reply never
         /// claims more bytes than it was given.
         #[test]
-        fn decoder_never_panics(payload_len in 0usize..600, bytes in proptest::collection::vec(any::<u8>(), 0..700)) {
+        fn decoder_never_panics(
+            payload_len in 0usize..600,
+            bytes in proptest::collection::vec(any::<u8>(), 0..700),
+        ) {
             match decode_reply(payload_len, &bytes) {
                 Reply::Complete { payload, len, .. } => {
                     prop_assert!(len <= bytes.len());
