@@ -272,3 +272,49 @@ fn the_wrong_chip_is_named_by_its_signature() {
     let err = ctx.session(detect::check_signature).unwrap_err();
     assert!(err.to_string().contains("ATmega328P"), "{err}");
 }
+
+#[test]
+fn the_convenience_constructor_wires_a_pro_micro() {
+    let p = part("m32u4");
+    let socket = isp_toolbox::emulate::socket::Socket::with_chip(crystal_chip(p)).shared();
+    let (mut driver, _handle) =
+        isp_toolbox::programmer::stk500v1::emulated(p, socket, Stk500v1Options::default()).unwrap();
+    let info = driver.info();
+    assert_eq!(info.driver, "avrisp");
+    assert_eq!(info.port, "emulated");
+    assert_eq!(info.firmware, "ArduinoISP (AVR ISP), HW 2, SW 1.18");
+    driver.enter(p).unwrap();
+    assert_eq!(driver.read_signature().unwrap(), p.signature);
+    driver.leave().unwrap();
+}
+
+#[test]
+fn the_job_layer_writes_verifies_and_reads_through_the_driver() {
+    use isp_toolbox::hex::MemoryImage;
+    use isp_toolbox::job::memory;
+    let p = part("m32u4");
+    let mut rig = Rig::new(HostBoard::ProMicro, Some(crystal_chip(p)));
+    let mut image = MemoryImage::new();
+    image.insert(0x7000, &test_bytes(7, 4096)).unwrap();
+    let mut reporter = |_e: JobEvent| {};
+    let mut ctx = Ctx::new(&mut rig.driver, p, &mut reporter, CancelToken::new());
+    let read = ctx
+        .session(|ctx| {
+            detect::check_signature(ctx)?;
+            memory::erase(ctx)?;
+            let report = memory::write_image(ctx, Memory::Flash, &image, true)?;
+            assert_eq!(report.pages_written.len(), 32);
+            memory::verify_image(ctx, Memory::Flash, &image)?;
+            memory::read_all(ctx, Memory::Flash)
+        })
+        .unwrap();
+    assert_eq!(read.data_len(), 32768);
+    for (i, &b) in test_bytes(7, 4096).iter().enumerate() {
+        assert_eq!(read.get(0x7000 + i as u32), Some(b));
+    }
+    assert!(
+        !rig.chip(|c| c.reset_asserted()),
+        "the session left programming mode"
+    );
+    rig.assert_timing_respected();
+}
