@@ -158,7 +158,7 @@ impl<L: SerialLink> BusPirate<L> {
     /// Opens the Bus Pirate on `link`: finds it in whatever state it is, enters binary SPI mode,
     /// switches its supplies on (if asked) with RESET released, sets the clock and SPI mode 0,
     /// and probes write-then-read and the AVR extended commands.
-    pub fn new(link: L, options: BusPirateOptions) -> Result<Self> {
+    pub fn new(mut link: L, options: BusPirateOptions) -> Result<Self> {
         if options.reset.mask() == 0 {
             return Err(Error::invalid(
                 "buspirate: choose at least one RESET pin (cs, aux or aux2)",
@@ -170,6 +170,7 @@ impl<L: SerialLink> BusPirate<L> {
             ));
         }
         let speed = Speed::at_most(options.sck_hz).ok_or_else(|| too_slow(options.sck_hz))?;
+        link.set_baud(options.baud)?;
         let mut bp = BusPirate {
             port: link.name().to_string(),
             link: Some(link),
@@ -207,28 +208,12 @@ impl<L: SerialLink> BusPirate<L> {
     }
 
     fn take_link(&mut self) -> Result<L> {
-        match self.link.take() {
-            Some(link) => Ok(link),
-            None => Err(self.gone()),
-        }
+        self.link.take().ok_or_else(|| handed_back(&self.port))
     }
 
     /// The link, while the driver still has it.
     fn io(&mut self) -> Result<&mut L> {
-        match &mut self.link {
-            Some(link) => Ok(link),
-            None => Err(Error::Link {
-                port: self.port.clone(),
-                reason: "the driver already handed the port back".into(),
-            }),
-        }
-    }
-
-    fn gone(&self) -> Error {
-        Error::Link {
-            port: self.port.clone(),
-            reason: "the driver already handed the port back".into(),
-        }
+        self.link.as_mut().ok_or_else(|| handed_back(&self.port))
     }
 
     fn shut_down(&mut self) -> Result<()> {
@@ -483,6 +468,14 @@ impl<L: SerialLink> Programmer for BusPirate<L> {
 
     fn sck_hz(&self) -> Option<u32> {
         Some(self.speed.hz)
+    }
+}
+
+/// The error for using the port after [`BusPirate::close`] or [`BusPirate::abandon`].
+fn handed_back(port: &str) -> Error {
+    Error::Link {
+        port: port.to_string(),
+        reason: "the driver already handed the port back".into(),
     }
 }
 

@@ -360,6 +360,32 @@ mod tests {
         assert!(is_prompt(b"SPI> "));
     }
 
+    proptest::proptest! {
+        /// Any bytes: the decoders answer or refuse, never panic.
+        #[test]
+        fn decoders_take_any_bytes(reply in proptest::collection::vec(proptest::num::u8::ANY, 0..80), count in 0usize..20) {
+            if let Ok(responses) = decode_bulk_reply(&reply, count) {
+                proptest::prop_assert_eq!(responses.len(), count);
+            }
+            let _ = decode_extended_probe(&reply);
+            let _ = classify_probe(&reply);
+            if let Some((end, _)) = find_version(&reply, b"SPI") {
+                proptest::prop_assert!(end <= reply.len());
+            }
+        }
+
+        /// What the Bus Pirate answers to our frames decodes back to the target's bytes.
+        #[test]
+        fn bulk_replies_round_trip(responses in proptest::collection::vec(proptest::array::uniform4(proptest::num::u8::ANY), 1..40)) {
+            let mut reply = Vec::new();
+            for group in responses.chunks(4) {
+                reply.push(ACK);
+                reply.extend(group.iter().flatten());
+            }
+            proptest::prop_assert_eq!(decode_bulk_reply(&reply, responses.len()).unwrap(), responses);
+        }
+    }
+
     #[test]
     fn extended_probe_answers() {
         assert_eq!(extended_probe_rest(ACK), 3);
