@@ -1,11 +1,13 @@
 //! `isp-toolbox`: the desktop app.
+// Release builds on Windows run without a console window; debug builds keep it for logs.
+#![cfg_attr(all(windows, not(debug_assertions)), windows_subsystem = "windows")]
 
 fn main() -> eframe::Result {
-    eframe::run_simple_native(
+    eframe::run_ui_native(
         "ISP Toolbox",
         eframe::NativeOptions::default(),
-        |ctx, _frame| {
-            eframe::egui::CentralPanel::default().show(ctx, |ui| {
+        |ui, _frame| {
+            eframe::egui::CentralPanel::default().show(ui, |ui| {
                 ui.heading("ISP Toolbox");
             });
         },
