@@ -146,10 +146,24 @@ fn open_emulated(
             let (prog, handle) = super::buspirate::emulated(part, socket, options)?;
             Ok(Opened::new(Box::new(prog), board).keeping(handle))
         }
+        Driver::Avrisp => {
+            let (prog, handle) = super::stk500v1::emulated(part, socket, stk500_options(spec))?;
+            Ok(Opened::new(Box::new(prog), board).keeping(handle))
+        }
         other => Err(Error::invalid(format!(
             "the {} driver has no emulator on port 'emulated' yet",
             other.id()
         ))),
+    }
+}
+
+/// ArduinoISP settings: 19200 baud unless given; the `arduino` alias resets the host board
+/// through DTR first, as avrdude's `-c arduino` does.
+fn stk500_options(spec: &ProgrammerSpec) -> super::stk500v1::Stk500v1Options {
+    let defaults = super::stk500v1::Stk500v1Options::for_alias(&spec.driver).unwrap_or_default();
+    super::stk500v1::Stk500v1Options {
+        baud: spec.baud.unwrap_or(defaults.baud),
+        ..defaults
     }
 }
 
@@ -191,6 +205,12 @@ fn open_real(driver: Driver, spec: &ProgrammerSpec) -> Result<Opened> {
             };
             let link = SerialPortLink::open(serial_port(driver, &spec.port)?, options.baud)?;
             let prog = super::buspirate::BusPirate::new(link, options)?;
+            Ok(Opened::new(Box::new(prog), None))
+        }
+        Driver::Avrisp => {
+            let options = stk500_options(spec);
+            let link = SerialPortLink::open(serial_port(driver, &spec.port)?, options.baud)?;
+            let prog = super::stk500v1::Stk500v1::new(link, options)?;
             Ok(Opened::new(Box::new(prog), None))
         }
         other => Err(Error::invalid(format!(
