@@ -192,12 +192,12 @@ impl BusPirate {
 
     /// Handles one byte from the host in the current mode.
     fn byte(&mut self, b: u8, io: &mut FirmwareIo) {
-        let version_info = self.version_info();
+        let firmware = self.config.firmware;
         match &mut self.mode {
             Mode::Terminal(terminal) => {
                 io.delay_ns(timing::COMMAND_NS);
                 let mut out = Vec::new();
-                let action = terminal.key(b, &version_info, &mut out);
+                let action = terminal.key(b, &version_info(firmware), &mut out);
                 io.write(&out);
                 match action {
                     TerminalAction::None => {}
@@ -235,19 +235,10 @@ impl BusPirate {
         self.pins.bitbang_reset(io);
         io.delay_ns(timing::BOOT_NS);
         let mut banner = b"\r\n".to_vec();
-        banner.extend_from_slice(self.version_info().as_bytes());
+        banner.extend_from_slice(version_info(self.config.firmware).as_bytes());
         banner.extend_from_slice(terminal::PROMPT);
         io.write(&banner);
         self.mode = Mode::Terminal(Terminal::default());
-    }
-
-    /// `versionInfo()` for a v3.b board with a B8 PIC24FJ64GA002.
-    fn version_info(&self) -> String {
-        format!(
-            "Bus Pirate v3.b\r\n{}[HiZ 1-WIRE UART I2C SPI 2WIRE 3WIRE LCD DIO] Bootloader v4.4\r\n\
-             DEVID:0x0447 REVID:0x3046 (24FJ64GA002 B8)\r\nhttp://dangerousprototypes.com\r\n",
-            self.config.firmware.banner_name()
-        )
     }
 
     fn publish(&self, io: &FirmwareIo) {
@@ -263,6 +254,15 @@ impl BusPirate {
             resets: self.resets,
         });
     }
+}
+
+/// `versionInfo()` for a v3.b board with a B8 PIC24FJ64GA002.
+fn version_info(firmware: FirmwareVersion) -> String {
+    format!(
+        "Bus Pirate v3.b\r\n{}[HiZ 1-WIRE UART I2C SPI 2WIRE 3WIRE LCD DIO] Bootloader v4.4\r\n\
+         DEVID:0x0447 REVID:0x3046 (24FJ64GA002 B8)\r\nhttp://dangerousprototypes.com\r\n",
+        firmware.banner_name()
+    )
 }
 
 impl SerialFirmware for BusPirate {
