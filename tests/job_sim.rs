@@ -319,3 +319,41 @@ fn verify_reports_the_first_difference() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn the_isp_clock_follows_the_target_clock() {
+    use isp_toolbox::job::sck;
+    let db = PartDb::builtin().unwrap();
+    // (part, lfuse, expected clock range after negotiation)
+    let cases: [(&str, u8, u32, u32); 3] = [
+        // Factory-fresh 32U4: 8 MHz RC / 8 = 1 MHz → at most 250 kHz.
+        ("m32u4", 0x52, 100_000, 250_000),
+        // A running keyboard: 16 MHz crystal → well above 1 MHz, below 16/6 MHz.
+        ("m32u4", 0xFF, 1_000_000, 2_666_666),
+        // A 328P on its 128 kHz oscillator: 32 kHz limit; the start clock is too fast.
+        ("m328p", 0xE3, 4_000, 32_000),
+    ];
+    for (name, lfuse, low, high) in cases {
+        let part = db.find(name).unwrap();
+        let mut config = ChipConfig::default();
+        config.fuses = Some(ChipFuses {
+            lfuse,
+            hfuse: part.fuse(FuseKind::High).unwrap().default,
+            efuse: part.fuse(FuseKind::Extended).map(|e| e.default),
+        });
+        let socket = Socket::with_chip(EmulatedChip::new(part, config).unwrap()).shared();
+        let mut prog = SimProgrammer::new(socket.clone());
+        let mut events = Vec::new();
+        let mut reporter = |e: JobEvent| events.push(e);
+        let mut ctx = Ctx::new(&mut prog, part, &mut reporter, CancelToken::new());
+        sck::start(&mut ctx, None).unwrap();
+        let hz = ctx
+            .session(|ctx| {
+                sck::negotiate(ctx, Some(16_000_000), false)?;
+                detect::check_signature(ctx)?;
+                Ok(ctx.prog.sck_hz().unwrap())
+            })
+            .unwrap_or_else(|e| panic!("{name} lfuse 0x{lfuse:02X}: {e}"));
+        assert!((low..=high).contains(&hz), "{name} 0x{lfuse:02X}: {hz} Hz");
+    }
+}

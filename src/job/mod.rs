@@ -148,6 +148,8 @@ pub struct Ctx<'a> {
     pub part: &'a Part,
     reporter: &'a mut dyn Reporter,
     cancel: CancelToken,
+    /// Whether the job may lower the ISP clock when the target does not answer.
+    sck_managed: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -163,6 +165,7 @@ impl<'a> Ctx<'a> {
             part,
             reporter,
             cancel,
+            sck_managed: true,
         }
     }
 
@@ -196,6 +199,24 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Lets the job lower the ISP clock when the target does not answer (the default), or not
+    /// (the user fixed the clock).
+    pub fn set_sck_managed(&mut self, managed: bool) {
+        self.sck_managed = managed;
+    }
+
+    /// Enters programming mode. When Programming Enable gets no answer and the programmer can
+    /// slow its clock, slows it and tries again: a chip on a slow clock (CKDIV8, 128 kHz) only
+    /// answers a slow ISP clock.
+    fn enter(&mut self) -> Result<()> {
+        loop {
+            match self.prog.enter(self.part) {
+                Err(Error::NoTarget { .. }) if self.sck_managed && sck::step_down(self)? => {}
+                other => return other,
+            }
+        }
+    }
+
     /// Enters programming mode, runs `body`, and always leaves programming mode afterwards
     /// (releasing RESET) — also when `body` fails or is cancelled — so the chip is never left
     /// held in reset halfway through a job.
@@ -206,7 +227,7 @@ impl<'a> Ctx<'a> {
             "Programmer: {} on {} ({})",
             info.driver, info.port, info.firmware
         ));
-        self.prog.enter(self.part)?;
+        self.enter()?;
         let result = body(self);
         self.stage(Stage::Finish);
         match self.prog.leave() {

@@ -151,6 +151,7 @@ pub fn run(
     let mut opened = open(&request.programmer, part, board)?;
     let mut ctx = Ctx::new(opened.programmer.as_mut(), part, reporter, cancel);
     let spec = &request.programmer;
+    ctx.set_sck_managed(spec.sck_hz.is_none());
     sck::start(&mut ctx, spec.sck_hz)?;
     // Most keyboard and Arduino boards carry a 16 MHz crystal; if the board has a slower one,
     // the signature check after raising the clock catches it and the clock stays lower.

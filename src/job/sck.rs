@@ -52,7 +52,13 @@ pub fn negotiate(ctx: &mut Ctx<'_>, crystal_hz: Option<u32>, fixed: bool) -> Res
             break;
         }
         let next = hz / 2;
-        if next < FLOOR_SCK_HZ {
+        let slower = if next < FLOOR_SCK_HZ {
+            None
+        } else {
+            // A programmer whose slowest clock is above `next` refuses it: that is the floor.
+            ctx.prog.set_sck(next).ok().filter(|&h| h < hz)
+        };
+        let Some(slower) = slower else {
             return Err(Error::NoTarget {
                 detail: format!(
                     "signature reads {} even at {}",
@@ -61,16 +67,17 @@ pub fn negotiate(ctx: &mut Ctx<'_>, crystal_hz: Option<u32>, fixed: bool) -> Res
                 ),
                 causes: super::detect::no_target_causes(ctx.prog.info().driver, Some(hz)),
             });
-        }
+        };
         ctx.log(
             Level::Warn,
             format!(
-                "Signature {} looks garbled at {}; slowing the ISP clock",
+                "Signature {} looks garbled at {}; slowing the ISP clock to {}",
                 hex_bytes(&sig),
-                format_hz(hz)
+                format_hz(hz),
+                format_hz(slower)
             ),
         );
-        hz = ctx.prog.set_sck(next)?;
+        hz = slower;
     }
     if fixed {
         ctx.info(format!("ISP clock {} (as requested)", format_hz(hz)));
@@ -123,7 +130,10 @@ pub fn step_down(ctx: &mut Ctx<'_>) -> Result<bool> {
     if hz / 2 < FLOOR_SCK_HZ {
         return Ok(false);
     }
-    let new = ctx.prog.set_sck(hz / 2)?;
+    // A refusal means the programmer is already at its slowest clock.
+    let Ok(new) = ctx.prog.set_sck(hz / 2) else {
+        return Ok(false);
+    };
     ctx.log(
         Level::Warn,
         format!(
