@@ -122,6 +122,12 @@ fn events_come_in_the_documented_order() {
     assert!(pos(Stage::Erase) < pos(Stage::Write));
     assert!(pos(Stage::Write) < pos(Stage::Verify));
     assert_eq!(stages.last(), Some(&Stage::Finish));
+    // The hook runs right after each event is queued, so the last call may still be under
+    // way when the test has read the event: wait for it (bounded).
+    let deadline = std::time::Instant::now() + WAIT;
+    while repaints.load(Ordering::SeqCst) < events.len() && std::time::Instant::now() < deadline {
+        std::thread::yield_now();
+    }
     assert!(
         repaints.load(Ordering::SeqCst) >= events.len(),
         "notify after every event"
