@@ -206,6 +206,32 @@ pub enum Error {
     /// Another job is already using this programmer.
     #[error("busy: a job is already running on {0}")]
     Busy(String),
+
+    /// A device a job waits for (a bootloader's port, a programmer's port) did not show up.
+    #[error("{what} did not appear within {} s ({seen})", waited.as_secs())]
+    NotFound {
+        /// What was waited for, with its USB ids.
+        what: String,
+        /// How long.
+        waited: Duration,
+        /// What is connected instead.
+        seen: String,
+        /// What the user can do.
+        hint: String,
+    },
+
+    /// A multi-step job stopped part-way; the message says what state it left the board in.
+    #[error("{during} stopped: {source}; {state}")]
+    Interrupted {
+        /// The step that failed ("writing the ISP firmware").
+        during: String,
+        /// What was done before it failed and what that means for the board.
+        state: String,
+        /// The underlying error.
+        source: Box<Error>,
+        /// How to recover.
+        hint: String,
+    },
 }
 
 impl Error {
@@ -219,6 +245,7 @@ impl Error {
                 "the file is damaged or not Intel HEX: download or build it again (a .hex saved from a browser's page view is HTML, not the file)".into(),
             ),
             Error::Open { hint, .. } => Some(hint.clone()),
+            Error::NotFound { hint, .. } | Error::Interrupted { hint, .. } => Some(hint.clone()),
             Error::Link { .. } => Some(
                 "check the USB cable; if the programmer was unplugged, plug it back in and run the job again".into(),
             ),

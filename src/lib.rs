@@ -6,6 +6,7 @@
 //! GUI toolkit, the async runtime or the command line.
 #![warn(missing_docs)]
 
+pub mod bootload;
 pub mod catalog;
 pub mod doctor;
 pub mod emulate;

@@ -25,15 +25,19 @@ pub enum Driver {
     Usbasp,
     /// Bus Pirate binary SPI mode.
     Buspirate,
+    /// AVR109 through a Caterina bootloader on the target itself (not an ISP programmer:
+    /// writes the application section, reads fuses, writes none).
+    Avr109,
 }
 
 impl Driver {
     /// Every driver.
-    pub const ALL: [Driver; 4] = [
+    pub const ALL: [Driver; 5] = [
         Driver::Avrisp,
         Driver::Usbtiny,
         Driver::Usbasp,
         Driver::Buspirate,
+        Driver::Avr109,
     ];
 
     /// The canonical id, as avrdude's guide names it (`avrisp`).
@@ -49,6 +53,7 @@ impl Driver {
             Driver::Usbtiny => &["usbtiny"],
             Driver::Usbasp => &["usbasp", "usbasp-clone"],
             Driver::Buspirate => &["buspirate"],
+            Driver::Avr109 => &["avr109", "butterfly", "avr911"],
         }
     }
 
@@ -65,7 +70,7 @@ impl Driver {
     /// How a programmer with this driver is reached.
     pub fn port(self) -> PortKind {
         match self {
-            Driver::Avrisp | Driver::Buspirate => PortKind::Serial,
+            Driver::Avrisp | Driver::Buspirate | Driver::Avr109 => PortKind::Serial,
             Driver::Usbtiny | Driver::Usbasp => PortKind::Usb,
         }
     }

@@ -47,12 +47,14 @@ mod config;
 mod fuses;
 mod memory;
 mod noise;
+mod selfprog;
 mod timing;
 
 pub use config::{
     ChipConfig, DEFAULT_CRYSTAL_HZ, DEFAULT_NOISE_SEED, FuseValues, default_calibration,
 };
 pub use fuses::LockMode;
+pub use selfprog::Spm;
 pub use timing::BusyTimes;
 
 use std::ops::Range;

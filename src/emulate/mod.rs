@@ -5,10 +5,13 @@
 
 pub mod arduinoisp;
 pub mod buspirate;
+pub mod caterina;
 pub mod chip;
 pub mod clock;
 pub mod demo;
 pub mod fault;
+pub mod halfkay;
+pub mod programmer_board;
 pub mod serial;
 pub mod socket;
 pub mod stats;

@@ -43,6 +43,25 @@ pub fn check_fits(part: &Part, memory: Memory, image: &MemoryImage) -> Result<()
     Ok(())
 }
 
+/// Checks, before anything is erased, that a flash image lies where the programmer can write
+/// (a bootloader cannot overwrite its own section; see
+/// [`crate::programmer::Programmer::writable_flash`]).
+pub fn check_writable(ctx: &Ctx<'_>, image: &MemoryImage) -> Result<()> {
+    let Some(range) = ctx.prog.writable_flash() else {
+        return Ok(());
+    };
+    if image.is_empty() || (image.start() >= range.start && image.end() <= u64::from(range.end)) {
+        return Ok(());
+    }
+    Err(Error::Image(format!(
+        "the image covers {}, but {} can only write flash 0x{:05X}-0x{:05X} (above is the bootloader's own section); nothing was written",
+        image.range_string(),
+        ctx.prog.info().driver,
+        range.start,
+        range.end.saturating_sub(1)
+    )))
+}
+
 /// Chip erase: flash, EEPROM (unless EESAVE) and lock bits.
 pub fn erase(ctx: &mut Ctx<'_>) -> Result<()> {
     ctx.stage(Stage::Erase);

@@ -190,6 +190,11 @@ fn run_in_session(ctx: &mut Ctx<'_>, kind: &JobKind) -> Result<JobOutcome> {
         check_signature(ctx)?;
     }
     match kind {
+        JobKind::FlashImage { image, .. } => memory::check_writable(ctx, image)?,
+        JobKind::FlashBootloader(plan) => memory::check_writable(ctx, &plan.image)?,
+        _ => {}
+    }
+    match kind {
         JobKind::Detect => detect(ctx).map(JobOutcome::Detected),
         JobKind::FlashBootloader(plan) => {
             with_verify_retry(ctx, |ctx| flash_bootloader(ctx, plan)).map(JobOutcome::Bootloader)

@@ -148,6 +148,13 @@ pub trait Programmer: Send {
         None
     }
 
+    /// The part of flash this programmer can write, when that is less than all of it: a
+    /// bootloader (`avr109`) cannot overwrite its own section. Known after
+    /// [`Programmer::enter`]; the job refuses an image outside it before erasing anything.
+    fn writable_flash(&self) -> Option<std::ops::Range<u32>> {
+        None
+    }
+
     /// Waits while the target works (a write it cannot be polled for). Real links sleep;
     /// a programmer wired straight to an emulated target lets virtual time pass instead.
     fn wait(&mut self, duration: Duration) {

@@ -81,6 +81,7 @@ pub fn driver_names() -> Vec<String> {
         Driver::Usbasp,
         Driver::Usbtiny,
         Driver::Buspirate,
+        Driver::Avr109,
     ]
     .iter()
     .flat_map(|d| d.aliases().iter().map(|a| a.to_string()))
@@ -150,6 +151,12 @@ fn open_emulated(
             let (prog, handle) = super::stk500v1::emulated(part, socket, stk500_options(spec))?;
             Ok(Opened::new(Box::new(prog), board).keeping(handle))
         }
+        Driver::Avr109 => {
+            // The board's own chip runs Caterina, already in its bootloader.
+            let (link, handle) = crate::emulate::caterina::serve_on_socket(socket);
+            let prog = crate::bootload::avr109_programmer::Avr109Programmer::new(link);
+            Ok(Opened::new(Box::new(prog), board).keeping(handle))
+        }
         other => Err(Error::invalid(format!(
             "the {} driver has no emulator on port 'emulated' yet",
             other.id()
@@ -211,6 +218,14 @@ fn open_real(driver: Driver, spec: &ProgrammerSpec) -> Result<Opened> {
             let options = stk500_options(spec);
             let link = SerialPortLink::open(serial_port(driver, &spec.port)?, options.baud)?;
             let prog = super::stk500v1::Stk500v1::new(link, options)?;
+            Ok(Opened::new(Box::new(prog), None))
+        }
+        Driver::Avr109 => {
+            let baud = spec
+                .baud
+                .unwrap_or(crate::bootload::avr109_programmer::DEFAULT_BAUD);
+            let link = SerialPortLink::open(serial_port(driver, &spec.port)?, baud)?;
+            let prog = crate::bootload::avr109_programmer::Avr109Programmer::new(link);
             Ok(Opened::new(Box::new(prog), None))
         }
         other => Err(Error::invalid(format!(

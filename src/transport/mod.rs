@@ -166,3 +166,60 @@ pub(crate) fn read_exact_by(
     }
     Ok(())
 }
+
+/// A boxed link is a link (for callers that choose the link at run time).
+impl<L: SerialLink + ?Sized> SerialLink for Box<L> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn write_all(&mut self, data: &[u8]) -> Result<()> {
+        (**self).write_all(data)
+    }
+    fn read_exact(&mut self, buf: &mut [u8], timeout: Duration, during: &str) -> Result<()> {
+        (**self).read_exact(buf, timeout, during)
+    }
+    fn read_some(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
+        (**self).read_some(buf, timeout)
+    }
+    fn drain(&mut self, quiet: Duration) -> Result<()> {
+        (**self).drain(quiet)
+    }
+    fn set_dtr(&mut self, on: bool) -> Result<()> {
+        (**self).set_dtr(on)
+    }
+    fn set_rts(&mut self, on: bool) -> Result<()> {
+        (**self).set_rts(on)
+    }
+    fn set_baud(&mut self, baud: u32) -> Result<()> {
+        (**self).set_baud(baud)
+    }
+}
+
+/// A boxed USB link is a USB link.
+impl<U: UsbLink + ?Sized> UsbLink for Box<U> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn control_in(
+        &mut self,
+        request_type: u8,
+        request: u8,
+        value: u16,
+        index: u16,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize> {
+        (**self).control_in(request_type, request, value, index, buf, timeout)
+    }
+    fn control_out(
+        &mut self,
+        request_type: u8,
+        request: u8,
+        value: u16,
+        index: u16,
+        data: &[u8],
+        timeout: Duration,
+    ) -> Result<usize> {
+        (**self).control_out(request_type, request, value, index, data, timeout)
+    }
+}

@@ -27,7 +27,8 @@ pub const EMULATED_STATE_ENV: &str = "ISP_TOOLBOX_EMULATED_STATE";
 /// Options every device command takes.
 #[derive(Debug, Clone, Args)]
 pub struct Conn {
-    /// Programmer: avrisp (Pro Micro / Teensy / Arduino as ISP), usbasp, usbtiny, buspirate.
+    /// Programmer: avrisp (Pro Micro / Teensy / Arduino as ISP), usbasp, usbtiny, buspirate;
+    /// avr109 writes through the target's own Caterina bootloader.
     #[arg(short = 'c', long = "programmer")]
     pub programmer: String,
     /// Port: a serial port (/dev/ttyACM0, COM3), `usb`, or `emulated` (no hardware needed).
@@ -607,7 +608,11 @@ pub fn run_job_outcome(conn: &Conn, kind: JobKind) -> Result<JobOutcome> {
 
 /// Unknown programmer names fail before any port is opened.
 fn check_programmer(conn: &Conn, part: &Part) -> Result<()> {
-    if conn.programmer.eq_ignore_ascii_case("sim") {
+    // `sim` and a bootloader (`avr109`) are not catalog programmers.
+    if conn.programmer.eq_ignore_ascii_case("sim")
+        || isp_toolbox::catalog::Driver::from_alias(&conn.programmer)
+            == Some(isp_toolbox::catalog::Driver::Avr109)
+    {
         return Ok(());
     }
     let catalog = ProgrammerCatalog::builtin()?;

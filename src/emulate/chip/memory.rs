@@ -88,6 +88,17 @@ impl Memories {
         range
     }
 
+    /// Page erase by self-programming (SPM): the page holding this byte address reads 0xFF.
+    /// Returns the page range.
+    pub fn erase_flash_page(&mut self, addr: u32) -> Range<u32> {
+        let page = self.flash_layout.page_size;
+        let start = (addr & (self.flash_layout.size - 1)) & !(page - 1);
+        if let Some(target) = self.flash.get_mut(to_usize(start)..to_usize(start + page)) {
+            target.fill(0xFF);
+        }
+        start..start + page
+    }
+
     /// The EEPROM byte address, masked to the EEPROM size.
     pub fn eeprom_addr(&self, addr: u16) -> u32 {
         u32::from(addr) & (self.eeprom_layout.size - 1)
