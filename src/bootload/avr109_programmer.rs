@@ -78,10 +78,8 @@ impl<L: SerialLink> Programmer for Avr109Programmer<L> {
         let info = self.client.info();
         ProgrammerInfo {
             driver: DRIVER,
-            firmware: info.map_or_else(
-                || "AVR109 bootloader (not connected yet)".to_string(),
-                BootloaderInfo::describe,
-            ),
+            firmware: info
+                .map_or_else(|| "AVR109 bootloader".to_string(), BootloaderInfo::describe),
             port: self.client.port().to_string(),
             capabilities: Capabilities {
                 set_sck: false,

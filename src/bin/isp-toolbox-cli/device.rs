@@ -631,7 +631,7 @@ fn check_programmer(conn: &Conn, part: &Part) -> Result<()> {
     Ok(())
 }
 
-fn install_ctrl_c(cancel: &CancelToken) {
+pub(crate) fn install_ctrl_c(cancel: &CancelToken) {
     // SIGINT stops the job at the next page; a second Ctrl-C kills the process as usual.
     static TOKEN: std::sync::OnceLock<CancelToken> = std::sync::OnceLock::new();
     if TOKEN.set(cancel.clone()).is_ok() {

@@ -7,6 +7,7 @@ mod avrdude;
 mod device;
 mod doctor;
 mod offline;
+mod prepare;
 mod progress;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,9 @@ enum Command {
     Merge(offline::MergeArgs),
     #[command(flatten)]
     Device(device::DeviceCommand),
+    /// Turn a Pro Micro or Teensy 2.0 into the ISP programmer: load the ISP firmware through
+    /// its own bootloader (Caterina or HalfKay) and find the new programmer's port.
+    Prepare(prepare::PrepareArgs),
     /// Check USB access, permissions, udev rules, serial ports and ModemManager; say what to do.
     Doctor(doctor::DoctorArgs),
     /// Run an avrdude command line (as in the guide) on ISP Toolbox's engine.
@@ -55,6 +59,7 @@ fn main() {
         Command::Merge(args) => offline::merge(&args),
         Command::Device(cmd) => device::execute(cmd),
         Command::Doctor(args) => doctor::execute(&args),
+        Command::Prepare(args) => prepare::execute(&args),
         Command::Avrdude {
             yes,
             force_critical,
