@@ -228,30 +228,28 @@ pub fn wait_for(
 
 /// The error for a device that did not come, naming what is connected instead.
 fn not_found(host: &mut dyn Host, watch: &Watch) -> Error {
-    let present: Vec<String> = match watch.look {
-        Look::Serial => host
-            .serial_ports()
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
-        Look::Usb => host.usb_devices().iter().map(ToString::to_string).collect(),
+    let ports: Vec<String> = host
+        .serial_ports()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let devices: Vec<String> = host.usb_devices().iter().map(ToString::to_string).collect();
+    let list = |items: Vec<String>| {
+        if items.is_empty() {
+            "none".to_string()
+        } else {
+            items.join(", ")
+        }
     };
     let ids: Vec<String> = watch.ids.iter().map(ToString::to_string).collect();
-    let seen = if present.is_empty() {
-        format!(
-            "no {} at all",
-            match watch.look {
-                Look::Serial => "serial port",
-                Look::Usb => "USB device",
-            }
-        )
-    } else {
-        format!("present: {}", present.join(", "))
-    };
     Error::NotFound {
         what: format!("{} ({})", watch.what, ids.join(", ")),
         waited: watch.timeout,
-        seen,
+        seen: format!(
+            "serial ports: {}; USB devices: {}",
+            list(ports),
+            list(devices)
+        ),
         hint: watch.hint.clone(),
     }
 }

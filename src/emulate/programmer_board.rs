@@ -203,8 +203,8 @@ struct Inner {
     state: BoardState,
     since_ns: u64,
     session: u64,
-    /// Caterina's `Timeout` counter started here (reset by B/g, moved back by E).
-    timeout_base_ns: u64,
+    /// When Caterina's `Timeout` counter runs out (pushed back by B/g, brought forward by E).
+    timeout_at_ns: u64,
     pending: VecDeque<(u64, Event)>,
     history: Vec<Transition>,
 }
@@ -265,7 +265,7 @@ impl ProgrammerBoard {
             state,
             since_ns: now,
             session: 1,
-            timeout_base_ns: now,
+            timeout_at_ns: now + duration_ns(CATERINA_TIMEOUT),
             pending: VecDeque::new(),
             history: vec![Transition { at_ns: now, state }],
         })))
@@ -372,7 +372,7 @@ impl ProgrammerBoard {
     pub fn bootloader_activity(&self) {
         let mut inner = self.inner();
         inner.settle();
-        inner.timeout_base_ns = inner.now();
+        inner.timeout_at_ns = inner.now() + duration_ns(CATERINA_TIMEOUT);
     }
 
     /// Caterina got `E`: it leaves 500 ms from now (if a program is present).
@@ -380,8 +380,7 @@ impl ProgrammerBoard {
         let mut inner = self.inner();
         inner.settle();
         let now = inner.now();
-        inner.timeout_base_ns =
-            (now + duration_ns(CATERINA_EXIT_DELAY)).saturating_sub(duration_ns(CATERINA_TIMEOUT));
+        inner.timeout_at_ns = now + duration_ns(CATERINA_EXIT_DELAY);
     }
 
     /// HalfKay got its reboot report: the program starts now.
@@ -532,7 +531,7 @@ impl Inner {
                 Some(self.since_ns + duration_ns(DOUBLE_TAP_WINDOW))
             }
             (BoardState::Bootloader, BoardModel::Caterina { .. }) if self.program_present() => {
-                Some(self.timeout_base_ns + duration_ns(CATERINA_TIMEOUT))
+                Some(self.timeout_at_ns)
             }
             _ => None,
         }
@@ -578,7 +577,7 @@ impl Inner {
     fn enter(&mut self, at: u64, state: BoardState) {
         if state == BoardState::Bootloader {
             self.session += 1;
-            self.timeout_base_ns = at;
+            self.timeout_at_ns = at + duration_ns(CATERINA_TIMEOUT);
         }
         self.state = state;
         self.since_ns = at;
