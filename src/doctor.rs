@@ -383,8 +383,8 @@ struct Facts<'a> {
     rules: Vec<udev::InstalledRules>,
 }
 
-/// The USB ids of every programmer, ISP firmware and bootloader in the catalogs, with what
-/// each one is.
+/// The USB ids of every programmer, ISP firmware and bootloader in the catalogs (and the
+/// Teensy's HalfKay bootloader), with what each one is.
 #[derive(Debug, Clone, Default)]
 struct KnownDevices {
     by_id: BTreeMap<UsbId, Vec<Known>>,
@@ -433,6 +433,16 @@ impl KnownDevices {
                 );
             }
         }
+        // The Teensy's own bootloader, which `prepare` talks to through libusb.
+        known.add(
+            crate::bootload::halfkay::HALFKAY_USB,
+            Known {
+                name: "Teensy 2.0 HalfKay bootloader".into(),
+                shared: false,
+                product: None,
+                usb_driver: true,
+            },
+        );
         for bootloader in bootloaders.all() {
             known.add(
                 bootloader.usb,

@@ -18,7 +18,7 @@ fn read(rel: &str) -> String {
     std::fs::read_to_string(repo(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-/// Every USB id a programmer, ISP firmware or bootloader of the catalogs enumerates as.
+/// Every USB id a programmer, ISP firmware or bootloader ISP Toolbox talks to enumerates as.
 fn catalog_ids() -> BTreeSet<UsbId> {
     let programmers = ProgrammerCatalog::builtin().unwrap();
     let bootloaders = BootloaderCatalog::builtin().unwrap();
@@ -34,11 +34,13 @@ fn catalog_ids() -> BTreeSet<UsbId> {
             .iter()
             .flat_map(|f| f.usb.iter().copied()),
     );
+    // `prepare` loads the ISP firmware onto a Teensy 2.0 through HalfKay, over libusb.
+    ids.insert(isp_toolbox::bootload::halfkay::HALFKAY_USB);
     ids
 }
 
 #[test]
-fn udev_rules_cover_exactly_the_catalog_ids() {
+fn udev_rules_cover_exactly_the_known_ids() {
     let shipped = read(&format!("packaging/linux/{RULES_FILE_NAME}"));
     assert_eq!(shipped, SHIPPED_RULES, "the doctor embeds the shipped file");
     let summary = RulesSummary::of(&shipped);
