@@ -172,6 +172,11 @@ impl<U: UsbLink> HalfKay<U> {
         self.link.name()
     }
 
+    /// Gives the link back.
+    pub fn into_link(self) -> U {
+        self.link
+    }
+
     /// Writes one block, retrying as teensy_loader_cli does. The first block written
     /// gets the long budget (HalfKay erases the chip on it).
     pub fn write_block(&mut self, clock: &mut dyn Clock, addr: u32, block: &[u8]) -> Result<()> {

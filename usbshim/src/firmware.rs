@@ -1,5 +1,6 @@
 //! The emulated USB programmer firmwares the shim can present.
 
+use isp_toolbox::emulate::halfkay::HalfKayFirmware;
 use isp_toolbox::emulate::usb::UsbFirmware;
 use isp_toolbox::emulate::usbtiny::UsbTinyFirmware;
 use isp_toolbox::{Error, Result};
@@ -9,11 +10,13 @@ use isp_toolbox::{Error, Result};
 pub enum DeviceKind {
     /// The Adafruit USBtinyISP (`usbtiny`).
     UsbTiny,
+    /// The Teensy 2.0's HalfKay bootloader (`halfkay`); the socket's chip is the Teensy's own.
+    HalfKay,
 }
 
 impl DeviceKind {
     /// The names `ISP_TOOLBOX_SHIM_DEVICE` accepts.
-    pub const NAMES: &'static [&'static str] = &["usbtiny"];
+    pub const NAMES: &'static [&'static str] = &["usbtiny", "halfkay"];
 
     /// Parses `NAME[:VARIANT]`, ignoring case.
     pub fn parse(spec: &str) -> Result<DeviceKind> {
@@ -24,6 +27,7 @@ impl DeviceKind {
         };
         let kind = match name {
             "usbtiny" => DeviceKind::UsbTiny,
+            "halfkay" => DeviceKind::HalfKay,
             _ => {
                 return Err(Error::Unknown {
                     what: "emulated USB device",
@@ -44,6 +48,7 @@ impl DeviceKind {
     pub fn build(self) -> Box<dyn UsbFirmware> {
         match self {
             DeviceKind::UsbTiny => Box::new(UsbTinyFirmware::new()),
+            DeviceKind::HalfKay => Box::new(HalfKayFirmware::new(None)),
         }
     }
 }
@@ -66,5 +71,15 @@ mod tests {
         let firmware = DeviceKind::UsbTiny.build();
         assert_eq!(firmware.identity().vid, 0x1781);
         assert_eq!(firmware.identity().pid, 0x0C9F);
+        let halfkay = DeviceKind::parse("HalfKay").unwrap().build();
+        assert_eq!(
+            (halfkay.identity().vid, halfkay.identity().pid),
+            (0x16C0, 0x0478)
+        );
+        assert_eq!(
+            halfkay.identity().interface_class,
+            0x03,
+            "HID: usbhid binds to it"
+        );
     }
 }
