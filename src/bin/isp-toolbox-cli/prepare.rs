@@ -176,7 +176,7 @@ impl Screen {
                 if self.interactive {
                     let bar = self.bar_for(step, None);
                     bar.set_message(format!("{}: {seconds} s left", step.label()));
-                } else if seconds % 5 == 0 || seconds <= 3 {
+                } else if seconds.is_multiple_of(5) || seconds <= 3 {
                     eprintln!("{}: {seconds} s left", step.label());
                 }
             }
