@@ -335,12 +335,14 @@ fn the_isp_clock_follows_the_target_clock() {
     ];
     for (name, lfuse, low, high) in cases {
         let part = db.find(name).unwrap();
-        let mut config = ChipConfig::default();
-        config.fuses = Some(ChipFuses {
-            lfuse,
-            hfuse: part.fuse(FuseKind::High).unwrap().default,
-            efuse: part.fuse(FuseKind::Extended).map(|e| e.default),
-        });
+        let config = ChipConfig {
+            fuses: Some(ChipFuses {
+                lfuse,
+                hfuse: part.fuse(FuseKind::High).unwrap().default,
+                efuse: part.fuse(FuseKind::Extended).map(|e| e.default),
+            }),
+            ..ChipConfig::default()
+        };
         let socket = Socket::with_chip(EmulatedChip::new(part, config).unwrap()).shared();
         let mut prog = SimProgrammer::new(socket.clone());
         let mut events = Vec::new();
