@@ -11,6 +11,8 @@ pub mod catalog;
 pub mod doctor;
 pub mod emulate;
 pub mod error;
+#[cfg(feature = "gui")]
+pub mod gui;
 pub mod hex;
 pub mod isp;
 pub mod job;

@@ -3,13 +3,5 @@
 #![cfg_attr(all(windows, not(debug_assertions)), windows_subsystem = "windows")]
 
 fn main() -> eframe::Result {
-    eframe::run_ui_native(
-        "ISP Toolbox",
-        eframe::NativeOptions::default(),
-        |ui, _frame| {
-            eframe::egui::CentralPanel::default().show(ui, |ui| {
-                ui.heading("ISP Toolbox");
-            });
-        },
-    )
+    isp_toolbox::gui::run()
 }
