@@ -130,11 +130,7 @@ fn diagram(ui: &mut egui::Ui, programmer: &Programmer, part: &Part) {
         .collect::<Vec<_>>()
         .join("; ");
     response.widget_info(|| {
-        egui::WidgetInfo::labeled(
-            egui::WidgetType::Other,
-            true,
-            format!("Wiring: {description}"),
-        )
+        egui::WidgetInfo::labeled(egui::Role::Image, true, format!("Wiring: {description}"))
     });
     let area = response.rect;
     let left = Rect::from_min_size(area.min, vec2(left_width, height));
