@@ -149,7 +149,20 @@ pub fn run(
     let part = PartDb::builtin()?.find(&request.part)?;
     check_before_connecting(request, part)?;
     let mut opened = open(&request.programmer, part, board)?;
-    let mut ctx = Ctx::new(opened.programmer.as_mut(), part, reporter, cancel);
+    run_on(request, opened.programmer.as_mut(), reporter, cancel)
+}
+
+/// Runs a job on a programmer the caller opened itself (the benchmark keeps the emulator's
+/// handle to read its stats). The programmer spec's clock settings still apply.
+pub fn run_on(
+    request: &JobRequest,
+    programmer: &mut dyn crate::programmer::Programmer,
+    reporter: &mut dyn Reporter,
+    cancel: CancelToken,
+) -> Result<JobOutcome> {
+    let part = PartDb::builtin()?.find(&request.part)?;
+    check_before_connecting(request, part)?;
+    let mut ctx = Ctx::new(programmer, part, reporter, cancel);
     let spec = &request.programmer;
     ctx.set_sck_managed(spec.sck_hz.is_none());
     sck::start(&mut ctx, spec.sck_hz)?;
