@@ -45,6 +45,8 @@ pub struct AvrdudeRun<'a> {
     pub dir: PathBuf,
     /// The libusb shim, for the USB programmers.
     pub shim: Option<&'a Path>,
+    /// Make the emulator take the modeled time in wall time too.
+    pub realtime: bool,
 }
 
 impl AvrdudeRun<'_> {
@@ -91,7 +93,11 @@ impl AvrdudeRun<'_> {
         let mut pty = Pty::open()?;
         pty.symlink_at(&link)?;
         let socket = Socket::with_chip(demo_chip(part)).shared();
-        let handle = spawn_on_pty(firmware, pty, socket, ServeOptions::default());
+        let serve = ServeOptions {
+            realtime: self.realtime,
+            ..ServeOptions::default()
+        };
+        let handle = spawn_on_pty(firmware, pty, socket, serve);
         command.arg("-P").arg(&link);
         let wall_s = run_checked(command, self.programmer)?;
         let stats = handle.stop();
@@ -117,6 +123,9 @@ impl AvrdudeRun<'_> {
             .env("ISP_TOOLBOX_SHIM_PART", &self.job.part()?.avrdude_id)
             .env("ISP_TOOLBOX_SHIM_STATE", &state)
             .env("ISP_TOOLBOX_SHIM_STATS", &stats_path);
+        if self.realtime {
+            command.env("ISP_TOOLBOX_SHIM_REALTIME", "1");
+        }
         let wall_s = run_checked(command, self.programmer)?;
         let text = std::fs::read_to_string(&stats_path)
             .map_err(|e| Error::file("the shim wrote no stats to", stats_path.clone(), e))?;

@@ -104,6 +104,7 @@ fn run(args: &Args) -> isp_toolbox::error::Result<()> {
                     programmer,
                     dir: work.join(format!("{}-{programmer}", job.id())),
                     shim: shim.as_deref(),
+                    realtime: false,
                 };
                 Some(run.run().map_err(|e| e.to_string()))
             };
@@ -140,15 +141,43 @@ fn run(args: &Args) -> isp_toolbox::error::Result<()> {
                 eprintln!("isp-bench: boot4k on {programmer} in real time");
                 engine::run(BenchJob::Boot4k, programmer, true).map_err(|e| e.to_string())
             };
+            let theirs = if !with_avrdude || NOT_BUILT.contains(&programmer) {
+                None
+            } else {
+                eprintln!("isp-bench: boot4k on {programmer} in real time (avrdude)");
+                let run = avrdude::AvrdudeRun {
+                    job: BenchJob::Boot4k,
+                    programmer,
+                    dir: work.join(format!("realtime-{programmer}")),
+                    shim: shim.as_deref(),
+                    realtime: true,
+                };
+                Some(run.run().map_err(|e| e.to_string()))
+            };
+            let avrdude_wall = theirs
+                .as_ref()
+                .and_then(|r| r.as_ref().ok())
+                .map(|m| m.wall_s);
             let row = Row::new(
                 BenchJob::Boot4k,
                 programmer,
                 Tool::Realtime,
                 measured,
                 limit,
-                None,
+                avrdude_wall,
             );
             rows.push(row);
+            if let Some(theirs) = theirs {
+                let row = Row::new(
+                    BenchJob::Boot4k,
+                    programmer,
+                    Tool::AvrdudeRealtime,
+                    theirs,
+                    limit,
+                    None,
+                );
+                rows.push(row);
+            }
         }
     }
 

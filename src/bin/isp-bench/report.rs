@@ -22,6 +22,9 @@ pub enum Tool {
     /// avrdude on a PTY or through the libusb shim.
     #[serde(rename = "avrdude")]
     Avrdude,
+    /// avrdude with the emulator waiting out the modeled time (`--realtime`).
+    #[serde(rename = "avrdude-realtime")]
+    AvrdudeRealtime,
 }
 
 impl Tool {
@@ -30,6 +33,7 @@ impl Tool {
             Tool::IspToolbox => "isp-toolbox",
             Tool::Realtime => "isp-toolbox (realtime)",
             Tool::Avrdude => "avrdude",
+            Tool::AvrdudeRealtime => "avrdude (realtime)",
         }
     }
 }
@@ -55,7 +59,7 @@ pub struct Row {
     pub limit_s: Option<f64>,
     /// modeled_s / limit_s.
     pub ratio_to_limit: Option<f64>,
-    /// avrdude's modeled time / ours (our rows only).
+    /// avrdude's time / ours (our rows only; wall time for the realtime rows).
     pub speedup_vs_avrdude: Option<f64>,
     /// Why there is no measurement, if there is none.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -78,7 +82,7 @@ impl Row {
         };
         // Real time is judged on the wall clock, the others on modeled time.
         let time = m.map(|m| match tool {
-            Tool::Realtime => m.wall_s,
+            Tool::Realtime | Tool::AvrdudeRealtime => m.wall_s,
             _ => m.modeled_s,
         });
         Row {
