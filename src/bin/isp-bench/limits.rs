@@ -16,8 +16,10 @@
 //! - link time = bytes on the wire × byte time, or USB packets × packet time;
 //! - firmware time = ISP bytes × 8 / SCK × stretch + page pauses (tWD_FLASH or the firmware's
 //!   own, whichever is longer) + tWD_ERASE + tWD_FUSE per fuse;
-//! - a UART link runs while the programmer clocks SPI (the Bus Pirate buffers), so the two
-//!   overlap (max); USB control transfers and the ArduinoISP's command loop do not (sum).
+//! - USB control transfers and the ArduinoISP's command loop do not overlap link and firmware
+//!   (sum). The Bus Pirate's buffered UART does, in part: a page is clocked out only after all
+//!   its bytes arrived (write-then-read), so the SPI of writes adds, while page programming
+//!   and read clocking pass under the UART transfer (max).
 //!
 //! The constants and their sources are in docs/timing/*.md and docs/BENCHMARKS.md.
 
@@ -204,19 +206,24 @@ pub fn isp_bytes(job: &JobShape) -> u64 {
 
 /// The limit in seconds (see the module docs for the formula).
 pub fn limit_seconds(model: &LinkModel, target: &TargetTiming, job: &JobShape) -> f64 {
-    let spi = isp_bytes(job) as f64 * 8.0 / model.sck_hz * model.stretch;
+    let seconds_per_isp_byte = 8.0 / model.sck_hz * model.stretch;
+    let spi = isp_bytes(job) as f64 * seconds_per_isp_byte;
     let page_wait = target.flash_page_s.max(model.firmware_page_pause_s);
-    let waits = job.pages_written as f64 * page_wait
-        + job.erases as f64 * target.chip_erase_s
-        + job.fuse_writes as f64 * target.fuse_write_s;
+    let page_waits = job.pages_written as f64 * page_wait;
+    let other_waits =
+        job.erases as f64 * target.chip_erase_s + job.fuse_writes as f64 * target.fuse_write_s;
     let bytes = link_bytes(model, job);
-    let firmware = spi + waits + bytes * model.firmware_byte_s;
     let link = bytes * model.link_byte_s;
+    let firmware_bytes = bytes * model.firmware_byte_s;
     let turnarounds = min_round_trips(model, job) as f64 * model.round_trip_s;
     let body = if model.link_overlaps_firmware {
-        link.max(firmware)
+        // A page is clocked out only once all its bytes have arrived (write-then-read), but
+        // its programming time passes while the next page crosses the UART, and reads are
+        // clocked while earlier bytes are still on their way.
+        let write_spi = (4 * job.pages_written * (job.page_size + 1)) as f64 * seconds_per_isp_byte;
+        write_spi + other_waits + firmware_bytes + link.max(page_waits + spi - write_spi)
     } else {
-        link + firmware
+        link + spi + page_waits + other_waits + firmware_bytes
     };
     model.session_start_s + turnarounds + body
 }
