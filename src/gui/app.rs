@@ -18,7 +18,7 @@ use crate::catalog::{
     Bootloader, BootloaderCatalog, FusePreset, Programmer, ProgrammerCatalog, UsbId,
 };
 use crate::emulate::demo::demo_chip;
-use crate::emulate::socket::{SharedSocket, Socket, lock};
+use crate::emulate::socket::{SharedSocket, Socket};
 use crate::hex::{MemoryImage, merge, read_image_file, write_image_file};
 use crate::job::backup::BackupOptions;
 use crate::job::bootloader::{BootloaderPlan, validate};
@@ -170,7 +170,7 @@ pub struct App {
     pub(super) fuse_editor: FuseEditor,
     pub(super) log: Log,
     pub(super) verdict: Option<Verdict>,
-    board: Option<SharedSocket>,
+    board: Option<(String, SharedSocket)>,
     /// A bootloader's USB id to look for after flashing, with its name.
     pub(super) watch_for: Option<(UsbId, String)>,
     pub(super) diagnostics: DiagnosticsWindow,
@@ -463,7 +463,7 @@ impl App {
 
     /// The emulated board (created on first use of the Emulated port).
     pub fn board(&self) -> Option<&SharedSocket> {
-        self.board.as_ref()
+        self.board.as_ref().map(|(_, board)| board)
     }
 
     /// The current settings (what would be saved).
@@ -708,16 +708,19 @@ impl App {
     /// The demo board for the Emulated port: one per MCU, kept across jobs so Flash then
     /// Verify see the same chip.
     fn board_for(&mut self, part: &Part) -> SharedSocket {
-        if let Some(board) = &self.board {
-            let same = lock(board).chip().is_none_or(|c| c.part().id == part.id);
-            if same {
-                return board.clone();
-            }
+        // The part id is kept beside the board so that picking it never waits on the
+        // board's lock (a running job may hold it).
+        if let Some((id, board)) = &self.board
+            && *id == part.id
+        {
+            return board.clone();
+        }
+        if self.board.is_some() {
             self.log
                 .push(Level::Info, format!("Emulated board: now an {}", part.name));
         }
         let board = Socket::with_chip(demo_chip(part)).shared();
-        self.board = Some(board.clone());
+        self.board = Some((part.id.clone(), board.clone()));
         board
     }
 
@@ -771,7 +774,7 @@ impl App {
             }
             match event {
                 WorkerEvent::Started { name, .. } => {
-                    self.log.push(Level::Info, format!("▶ {name}"))
+                    self.log.push(Level::Info, format!("Starting: {name}"))
                 }
                 WorkerEvent::Log { level, text, .. } => self.log.push(level, text),
                 WorkerEvent::Stage { name, .. } => {
@@ -813,7 +816,7 @@ impl App {
                         None => failure.message.clone(),
                     }
                 };
-                self.fail_now(format!("✖ {text}"));
+                self.fail_now(text);
                 return;
             }
         };
@@ -967,7 +970,7 @@ impl App {
                 format!("Fuses written and verified: {}", fuse_list(&report.after))
             }
         };
-        self.log.push(Level::Success, format!("✔ {text}"));
+        self.log.push(Level::Success, text.clone());
         self.verdict = Some(Verdict { ok: true, text });
     }
 

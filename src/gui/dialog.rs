@@ -75,10 +75,10 @@ impl FuseDialog {
                             risk_badge(ui, change.risk);
                         });
                         ui.label(format!(
-                            "{}  →  {}",
-                            change.from_meaning.as_deref().unwrap_or("(not read)"),
-                            change.to_meaning
+                            "now: {}",
+                            change.from_meaning.as_deref().unwrap_or("(not read)")
                         ));
+                        ui.label(RichText::new(format!("after: {}", change.to_meaning)).strong());
                         if !change.consequence.is_empty() {
                             ui.label(RichText::new(&change.consequence).italics());
                         }
@@ -94,11 +94,15 @@ impl FuseDialog {
                     "Only continue if you can recover with a high-voltage programmer. Type the MCU name ({}) to unlock:",
                     self.part_name
                 ));
-                ui.add(
-                    egui::TextEdit::singleline(&mut self.typed)
-                        .hint_text(&self.part_name)
-                        .desired_width(200.0),
-                );
+                ui.horizontal(|ui| {
+                    let prompt = ui.label("MCU name:");
+                    ui.add(
+                        egui::TextEdit::singleline(&mut self.typed)
+                            .hint_text(&self.part_name)
+                            .desired_width(200.0),
+                    )
+                    .labelled_by(prompt.id);
+                });
             }
             ui.add_space(8.0);
             ui.horizontal(|ui| {

@@ -146,7 +146,7 @@ fn field_row(ui: &mut egui::Ui, field: &FuseBitfield, byte: &mut u8, baseline: O
     let current = field.get(*byte);
     let differs = baseline.is_some_and(|b| field.get(b) != current);
     let name = RichText::new(&field.name).monospace();
-    ui.label(name).on_hover_text(&field.description);
+    let name_label = ui.label(name).on_hover_text(&field.description);
     if field.is_flag() {
         // Fuse bits are active low: 0 = programmed.
         let mut programmed = current == 0;
@@ -177,6 +177,7 @@ fn field_row(ui: &mut egui::Ui, field: &FuseBitfield, byte: &mut u8, baseline: O
                 }
             })
             .response
+            .labelled_by(name_label.id)
             .on_hover_text(&field.description);
         if selected != current {
             *byte = field.set(*byte, selected);

@@ -107,7 +107,7 @@ impl App {
             .spacing([10.0, 6.0])
             .show(ui, |ui| {
                 // Programmer and port.
-                ui.label("Programmer");
+                let programmer_label = ui.label("Programmer");
                 let current = self
                     .programmer()
                     .map_or("(pick one)".to_string(), |p| p.name.clone());
@@ -123,11 +123,13 @@ impl App {
                                 chosen = Some(p.id.clone());
                             }
                         }
-                    });
+                    })
+                    .response
+                    .labelled_by(programmer_label.id);
                 if let Some(id) = chosen {
                     self.select_programmer(&id);
                 }
-                ui.label("Port");
+                let port_label = ui.label("Port");
                 ui.horizontal(|ui| {
                     let port = self.port().to_string();
                     let shown = self
@@ -144,13 +146,15 @@ impl App {
                                 if let Some((id, _)) = &entry.programmer
                                     && let Ok(p) = self.programmers.get(id)
                                 {
-                                    label = format!("★ {label} ({})", p.name);
+                                    label = format!("{label}   [{}]", p.name);
                                 }
                                 if ui.selectable_label(entry.port == port, label).clicked() {
                                     chosen = Some((entry.port.clone(), entry.programmer.clone()));
                                 }
                             }
-                        });
+                        })
+                        .response
+                        .labelled_by(port_label.id);
                     if let Some((port, programmer)) = chosen {
                         self.select_port(&port);
                         if let Some((id, _)) = programmer {
@@ -158,7 +162,7 @@ impl App {
                         }
                     }
                     if ui
-                        .button("⟳")
+                        .button("Refresh")
                         .on_hover_text("Look for ports again")
                         .clicked()
                     {
@@ -168,7 +172,7 @@ impl App {
                 ui.end_row();
 
                 // MCU and bootloader.
-                ui.label("Target MCU");
+                let mcu_label = ui.label("Target MCU");
                 ui.horizontal(|ui| {
                     let current = self
                         .part()
@@ -185,7 +189,9 @@ impl App {
                                     chosen = Some(part.id.clone());
                                 }
                             }
-                        });
+                        })
+                        .response
+                        .labelled_by(mcu_label.id);
                     if let Some(id) = chosen {
                         self.select_mcu(&id);
                     }
@@ -198,7 +204,7 @@ impl App {
                         self.detect(ui.ctx());
                     }
                 });
-                ui.label("Bootloader");
+                let bootloader_label = ui.label("Bootloader");
                 let mcu = self.settings.mcu.clone().unwrap_or_default();
                 let current = self
                     .bootloader()
@@ -215,7 +221,9 @@ impl App {
                                 chosen = Some(bl.id.clone());
                             }
                         }
-                    });
+                    })
+                    .response
+                    .labelled_by(bootloader_label.id);
                 if let Some(id) = chosen {
                     self.select_bootloader(&id);
                 }
@@ -262,7 +270,7 @@ impl App {
                 ui.label("");
             }
             HexSlot::Failed(_, why) => {
-                ui.colored_label(ui.visuals().error_fg_color, format!("✖ {why}"));
+                ui.colored_label(ui.visuals().error_fg_color, format!("Error: {why}"));
             }
             HexSlot::Loaded(hex) => {
                 let info = &hex.info;
@@ -291,7 +299,7 @@ impl App {
         let ctx = ui.ctx().clone();
         ui.horizontal_wrapped(|ui| {
             let blocker = self.flash_blocker();
-            let flash = egui::Button::new(RichText::new("⚡ Flash bootloader").size(18.0).strong())
+            let flash = egui::Button::new(RichText::new("Flash bootloader").size(18.0).strong())
                 .min_size(egui::vec2(200.0, 34.0));
             let flash = ui
                 .add_enabled(blocker.is_none(), flash)
@@ -418,7 +426,7 @@ impl App {
             }
             ui.add_space(6.0);
             ui.horizontal(|ui| {
-                ui.label(RichText::new("Fuse preset").strong());
+                let preset_label = ui.label(RichText::new("Fuse preset").strong());
                 let current = self.preset().map_or(String::new(), |p| p.label.clone());
                 let mut chosen = None;
                 egui::ComboBox::from_id_salt("preset")
@@ -432,7 +440,9 @@ impl App {
                                 chosen = Some(p.id.clone());
                             }
                         }
-                    });
+                    })
+                    .response
+                    .labelled_by(preset_label.id);
                 if let Some(id) = chosen {
                     self.select_preset(&id);
                 }
@@ -508,7 +518,7 @@ impl App {
             } else {
                 ui.visuals().error_fg_color
             };
-            let mark = if verdict.ok { "✔" } else { "✖" };
+            let mark = if verdict.ok { "DONE:" } else { "FAILED:" };
             ui.label(
                 RichText::new(format!("{mark} {}", verdict.text))
                     .size(16.0)

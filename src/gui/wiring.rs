@@ -55,7 +55,7 @@ fn warning_box(ui: &mut egui::Ui, text: &str) {
         .corner_radius(4.0)
         .show(ui, |ui| {
             ui.set_width(ui.available_width());
-            ui.label(RichText::new(format!("⚠ {text}")).color(fg).strong());
+            ui.label(RichText::new(format!("WARNING: {text}")).color(fg).strong());
         });
     ui.add_space(4.0);
 }
