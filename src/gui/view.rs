@@ -723,7 +723,7 @@ fn preset_bytes(p: &crate::catalog::FusePreset) -> String {
 }
 
 fn bytes(n: u32) -> String {
-    if n >= 1024 && n % 1024 == 0 {
+    if n >= 1024 && n.is_multiple_of(1024) {
         format!("{} KB", n / 1024)
     } else if n >= 10 * 1024 {
         format!("{:.1} KB", f64::from(n) / 1024.0)
