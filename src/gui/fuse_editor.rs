@@ -184,7 +184,9 @@ fn field_row(ui: &mut egui::Ui, field: &FuseBitfield, byte: &mut u8, baseline: O
         }
     }
     ui.horizontal(|ui| {
-        ui.label(field.meaning(field.get(*byte)));
+        // Long meanings are cut to keep the column narrow; the whole text is on hover.
+        let meaning = field.meaning(field.get(*byte));
+        ui.label(short(meaning)).on_hover_text(meaning);
         if differs {
             risk_badge(ui, field.risk);
         }
