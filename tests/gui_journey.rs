@@ -75,16 +75,25 @@ fn flash_bootloader_confirm_and_verify() {
     assert!(h.state().verdict().unwrap().text.contains("Verified"));
 }
 
-#[test]
-fn cancelling_the_dialog_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let (path, _) = bootloader_file(dir.path());
+/// Loads the synthetic bootloader, clicks Flash bootloader and waits for the high-risk dialog
+/// (the preset moves the reset vector), with nothing written yet.
+fn at_the_fuse_dialog(
+    dir: &std::path::Path,
+) -> egui_kittest::Harness<'static, isp_toolbox::gui::App> {
+    let (path, _) = bootloader_file(dir);
     let mut h = harness(promicro_settings());
     h.state_mut().load_hex(&path);
     h.run_steps(2);
     click(&mut h, FLASH_BUTTON);
     run_until_idle(&mut h);
-    assert!(h.state().dialog_open());
+    assert!(h.state().dialog_open(), "{}", log_text(&h));
+    h
+}
+
+#[test]
+fn cancelling_the_dialog_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = at_the_fuse_dialog(dir.path());
     let before = lock(h.state().board().unwrap()).chip().unwrap().stats();
     click(&mut h, "Cancel — write nothing");
     h.run_steps(3);
@@ -162,13 +171,7 @@ fn a_normal_change_is_written_without_a_dialog() {
 #[test]
 fn cancel_mid_flash_stops_the_job() {
     let dir = tempfile::tempdir().unwrap();
-    let (path, _) = bootloader_file(dir.path());
-    let mut h = harness(promicro_settings());
-    h.state_mut().load_hex(&path);
-    h.run_steps(2);
-    click(&mut h, FLASH_BUTTON);
-    run_until_idle(&mut h);
-    assert!(h.state().dialog_open());
+    let mut h = at_the_fuse_dialog(dir.path());
     // Hold the board so the job cannot get past its first touch of the chip, then cancel:
     // deterministic on any machine.
     let board = h.state().board().unwrap().clone();

@@ -180,8 +180,8 @@ pub struct App {
 }
 
 impl App {
-    /// Builds the app. Loading the built-in data cannot fail in a release (tests check it);
-    /// should it fail anyway, the app still opens and says why.
+    /// Builds the app. The built-in data is compiled in and checked by the catalog and part
+    /// tests, so failing to load it means a broken build: that panics with the reason.
     pub fn new(options: AppOptions) -> App {
         let parts = PartDb::builtin();
         let programmers = ProgrammerCatalog::builtin();
