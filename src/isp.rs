@@ -6,6 +6,7 @@
 //! ATmega328P 27-17).
 
 use crate::part::FuseKind;
+use crate::util::hex_bytes;
 
 /// A 4-byte ISP instruction.
 pub type Instruction = [u8; 4];
@@ -277,6 +278,41 @@ pub fn decode(cmd: Instruction) -> Decoded {
         op::READ_CALIBRATION => Decoded::ReadCalibration(cmd[2]),
         _ => Decoded::Unknown,
     }
+}
+
+/// Whether the target echoed `cmd`'s second byte while the third was clocked: true for every
+/// instruction on a target that is in step with the programmer (facts §1.1).
+pub fn echoed(cmd: Instruction, response: Instruction) -> bool {
+    response[2] == cmd[1]
+}
+
+/// Whether `cmd` changes the target (loads, writes, erase), so that a missing echo must fail
+/// the operation instead of returning suspect data. Programming Enable is judged by the
+/// enter sequence, reads by their contents, and unknown instructions by whoever sent them.
+pub fn changes_target(cmd: Instruction) -> bool {
+    matches!(
+        decode(cmd),
+        Decoded::ChipErase
+            | Decoded::LoadExtendedAddress(_)
+            | Decoded::LoadFlashPage { .. }
+            | Decoded::WriteFlashPage { .. }
+            | Decoded::LoadEepromPage { .. }
+            | Decoded::WriteEepromPage { .. }
+            | Decoded::WriteEeprom { .. }
+            | Decoded::WriteFuse(..)
+    )
+}
+
+/// Why a reply to a write instruction is refused, for the error message.
+pub fn missing_echo(cmd: Instruction, response: Instruction) -> String {
+    format!(
+        "the target did not echo instruction {} (sent 0x{:02X} as byte 2, read 0x{:02X} back in byte 3; \
+         reply {}): the instruction may have been mis-clocked",
+        hex_bytes(&cmd),
+        cmd[1],
+        response[2],
+        hex_bytes(&response)
+    )
 }
 
 #[cfg(test)]

@@ -45,6 +45,9 @@ pub enum UsbReply {
     Data(Vec<u8>),
     /// The request is not supported: the endpoint stalls (the host sees a pipe error).
     Stall,
+    /// The transfer never completes (the firmware crashed or restarted on it): the host
+    /// times out.
+    Lost,
 }
 
 /// How a device identifies itself.
@@ -76,6 +79,14 @@ pub struct UsbTiming {
     pub packet_ns: u64,
     /// Data packet size (8 for low-speed devices, 64 for full speed).
     pub packet_size: u16,
+}
+
+/// A USB string descriptor (UTF-16LE) for `text`.
+pub fn string_descriptor(text: &str) -> Vec<u8> {
+    let units: Vec<u16> = text.encode_utf16().collect();
+    let mut out = vec![(2 + 2 * units.len()) as u8, 3];
+    out.extend(units.iter().flat_map(|u| u.to_le_bytes()));
+    out
 }
 
 /// An emulated USB programmer firmware.
@@ -268,6 +279,7 @@ impl EmulatedUsbDevice {
         }
         let outcome = match reply {
             UsbReply::Stall => TransferOutcome::Stall,
+            UsbReply::Lost => TransferOutcome::Timeout,
             UsbReply::Data(mut data) => {
                 if setup.is_in() {
                     data.truncate(usize::from(setup.length));

@@ -219,6 +219,7 @@ pub fn check_range(part: &Part, mem: Memory, addr: u32, len: usize) -> Result<()
 }
 
 pub mod buspirate;
+pub mod control;
 pub mod open;
 pub mod sim;
 pub mod stk500v1;

@@ -137,6 +137,14 @@ fn open_emulated(
                 super::usbtiny::emulated(part, socket, super::usbtiny::EmulatedOptions::default())?;
             Ok(Opened::new(Box::new(prog), board).keeping(device))
         }
+        Driver::Usbasp => {
+            let options = super::usbasp::EmulatedOptions {
+                driver: usbasp_options(spec),
+                ..Default::default()
+            };
+            let (prog, device) = super::usbasp::emulated(part, socket, options)?;
+            Ok(Opened::new(Box::new(prog), board).keeping(device))
+        }
         Driver::Buspirate => {
             let options = super::buspirate::BusPirateOptions {
                 baud: spec
@@ -157,10 +165,6 @@ fn open_emulated(
             let prog = crate::bootload::avr109_programmer::Avr109Programmer::new(link);
             Ok(Opened::new(Box::new(prog), board).keeping(handle))
         }
-        other => Err(Error::invalid(format!(
-            "the {} driver has no emulator on port 'emulated' yet",
-            other.id()
-        ))),
     }
 }
 
@@ -171,6 +175,14 @@ fn stk500_options(spec: &ProgrammerSpec) -> super::stk500v1::Stk500v1Options {
     super::stk500v1::Stk500v1Options {
         baud: spec.baud.unwrap_or(defaults.baud),
         ..defaults
+    }
+}
+
+/// USBasp settings: `usbasp-clone` accepts any strings on 16C0:05DC.
+fn usbasp_options(spec: &ProgrammerSpec) -> super::usbasp::Options {
+    super::usbasp::Options {
+        any_strings: spec.driver.eq_ignore_ascii_case("usbasp-clone"),
+        ..Default::default()
     }
 }
 
@@ -203,6 +215,11 @@ fn open_real(driver: Driver, spec: &ProgrammerSpec) -> Result<Opened> {
             let prog = super::usbtiny::UsbTiny::open(super::usbtiny::Options::default())?;
             Ok(Opened::new(Box::new(prog), None))
         }
+        Driver::Usbasp => {
+            check_usb_port(driver, &spec.port)?;
+            let prog = super::usbasp::UsbAsp::open(usbasp_options(spec))?;
+            Ok(Opened::new(Box::new(prog), None))
+        }
         Driver::Buspirate => {
             let options = super::buspirate::BusPirateOptions {
                 baud: spec
@@ -228,10 +245,5 @@ fn open_real(driver: Driver, spec: &ProgrammerSpec) -> Result<Opened> {
             let prog = crate::bootload::avr109_programmer::Avr109Programmer::new(link);
             Ok(Opened::new(Box::new(prog), None))
         }
-        other => Err(Error::invalid(format!(
-            "the {} driver cannot open {} yet",
-            other.id(),
-            spec.port
-        ))),
     }
 }

@@ -18,6 +18,8 @@ const PRODUCT_INDEX: u8 = 2;
 /// `USBTINY_MAX_POWER` in mA.
 const MAX_POWER_MA: u8 = 100;
 
+use crate::emulate::usb::string_descriptor;
+
 const GET_STATUS: u8 = 0;
 const GET_DESCRIPTOR: u8 = 6;
 const GET_CONFIGURATION: u8 = 8;
@@ -68,13 +70,6 @@ fn config_descriptor() -> [u8; 18] {
         9, 4, 0, 0, // INTERFACE 0, alternate setting 0
         0, 0xFF, 0, 0, 0, // no endpoints, vendor class, no string
     ]
-}
-
-fn string_descriptor(text: &str) -> Vec<u8> {
-    let units: Vec<u16> = text.encode_utf16().collect();
-    let mut out = vec![(2 + 2 * units.len()) as u8, 3];
-    out.extend(units.iter().flat_map(|u| u.to_le_bytes()));
-    out
 }
 
 #[cfg(test)]

@@ -3,49 +3,23 @@
 use std::time::Duration;
 
 use super::protocol::{self, request};
-use super::transfer::Request;
-use super::{DRIVER, MAX_POLLS, UsbTiny, byte_work};
-use crate::error::{Error, Memory, Result};
+use super::{DRIVER, UsbTiny, byte_work};
+use crate::error::{Memory, Result};
 use crate::isp;
 use crate::part::Part;
+use crate::programmer::control::Request;
+use crate::programmer::control::wait_until_ready;
 use crate::transport::UsbLink;
 
 impl<L: UsbLink> UsbTiny<L> {
-    /// Waits until a write or erase that takes at most `max_us` has finished: the first RDY/BSY
-    /// poll is timed to sample just after the time is up (a round trip early, plus 1/32 of the
-    /// time for the bytes clocked before the sample), then it polls until ready (no longer
-    /// than twice the time plus 50 ms). Parts without RDY/BSY wait the full time.
+    /// Waits until a write or erase that takes at most `max_us` has finished (RDY/BSY,
+    /// through the SPI request).
     pub(super) fn wait_done(&mut self, part: &Part, max_us: u32, what: &str) -> Result<()> {
-        let max = Duration::from_micros(u64::from(max_us));
-        if !part.rdy_bsy_poll {
-            self.clock.sleep(max);
-            return Ok(());
-        }
-        let start = self.clock.now();
-        let first = (max + max / 32).saturating_sub(self.spi_round_trip);
-        if !first.is_zero() {
-            self.clock.sleep(first);
-        }
-        let limit = max * 2 + Duration::from_millis(50);
-        let mut polls = 0u32;
-        loop {
-            polls += 1;
-            if !isp::is_busy(self.spi(isp::poll_ready())?) {
-                return Ok(());
-            }
-            let waited = self.clock.now().saturating_sub(start);
-            // The count guards against a clock that does not move (a link that costs no time).
-            if waited > limit || polls >= MAX_POLLS {
-                return Err(Error::protocol(
-                    DRIVER,
-                    format!(
-                        "{what}: the target was still busy (RDY/BSY) after {polls} polls over {} ms; it may take {} ms",
-                        waited.as_millis(),
-                        max.as_millis()
-                    ),
-                ));
-            }
-        }
+        let clock = self.clock.clone();
+        let round_trip = self.spi_round_trip;
+        wait_until_ready(&clock, part, max_us, round_trip, what, DRIVER, &mut || {
+            self.spi(isp::poll_ready())
+        })
     }
 
     /// Reads `buf.len()` bytes from `addr` with block requests (`addr + len` ≤ 64 KB).

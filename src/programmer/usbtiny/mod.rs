@@ -40,16 +40,15 @@
 pub mod clock;
 mod memory;
 pub mod protocol;
-mod transfer;
 
 use std::time::{Duration, Instant};
 
 use self::protocol::{RESET_HIGH, RESET_LOW, SpiReply, request};
-use self::transfer::{Request, Transfers};
+use super::control::{Firmware, HostClock, Request, Transfers};
 use super::{Capabilities, Programmer, ProgrammerInfo, check_page, check_range};
 use crate::catalog::UsbId;
 use crate::emulate::fault::Faults;
-use crate::emulate::socket::{SharedSocket, lock};
+use crate::emulate::socket::SharedSocket;
 use crate::emulate::usb::{EmulatedUsbLink, SharedUsbDevice, lock_device};
 use crate::error::{Error, Memory, Result};
 use crate::isp::{self, Instruction};
@@ -69,15 +68,18 @@ pub const USB_IDS: [UsbId; 3] = [
     UsbId::new(0x2A03, 0x0049),
 ];
 
+/// The firmware, for transfer messages.
+const FIRMWARE: Firmware = Firmware {
+    driver: DRIVER,
+    request_name: protocol::request_name,
+    empty_reply_hint: "the firmware ignores SPI and block requests until POWERUP: enter programming mode first",
+};
+
 /// Programming Enable tries, with a RESET pulse between them (avrdude).
 const ENABLE_TRIES: usize = 4;
 
 /// Wait after RESET goes low before Programming Enable (datasheet: at least 20 ms).
 const RESET_SETTLE: Duration = Duration::from_millis(20);
-
-/// RDY/BSY polls after which a write counts as stuck even if the clock says otherwise (a
-/// poll is a USB round trip of at least ~1 ms: this is far beyond any write time).
-const MAX_POLLS: u32 = 10_000;
 
 /// The firmware time one block transfer should stay under at slow clocks.
 const MAX_TRANSFER_WORK: Duration = Duration::from_secs(1);
@@ -122,28 +124,6 @@ pub struct EmulatedOptions {
     pub realtime: bool,
 }
 
-/// How the host waits: really, or by moving an emulated board's clock.
-enum HostClock {
-    Real(Instant),
-    Virtual(SharedSocket),
-}
-
-impl HostClock {
-    fn now(&self) -> Duration {
-        match self {
-            HostClock::Real(start) => start.elapsed(),
-            HostClock::Virtual(socket) => Duration::from_nanos(lock(socket).now_ns()),
-        }
-    }
-
-    fn sleep(&self, duration: Duration) {
-        match self {
-            HostClock::Real(_) => std::thread::sleep(duration),
-            HostClock::Virtual(socket) => lock(socket).advance(duration),
-        }
-    }
-}
-
 /// A USBtiny programmer on a USB link.
 pub struct UsbTiny<L: UsbLink> {
     io: Transfers<L>,
@@ -159,7 +139,7 @@ impl<L: UsbLink> UsbTiny<L> {
     /// A driver on `link`. Nothing is sent until [`Programmer::enter`].
     pub fn new(link: L, options: Options) -> Self {
         UsbTiny {
-            io: Transfers::new(link, options.retries, options.base_timeout),
+            io: Transfers::new(link, FIRMWARE, options.retries, options.base_timeout),
             period: options
                 .sck_period_us
                 .clamp(clock::PERIOD_MIN, clock::PERIOD_MAX),

@@ -6,8 +6,7 @@
 //! go device-to-host (`0xC0`, as avrdude sends them: wLength 0 for the "control" ones); data
 //! writes go host-to-device (`0x40`). Nothing here does I/O, so the decoders can be fuzzed.
 
-use crate::isp::{self, Decoded, Instruction};
-use crate::util::hex_bytes;
+use crate::isp::Instruction;
 
 /// Vendor request numbers (the firmware's enum; avrdude's `usbtiny.h` has 0..=12).
 pub mod request {
@@ -112,40 +111,7 @@ pub fn decode_spi(reply: &[u8]) -> SpiReply {
     }
 }
 
-/// Whether the target echoed `cmd`'s second byte while the third was clocked: true for every
-/// instruction on a target that is in step with the programmer (facts §1.1).
-pub fn echoed(cmd: Instruction, response: Instruction) -> bool {
-    response[2] == cmd[1]
-}
-
-/// Whether `cmd` changes the target (loads, writes, erase), so that a missing echo must fail
-/// the operation instead of returning suspect data. Programming Enable is judged by the
-/// enter sequence, reads by their contents, and unknown instructions by whoever sent them.
-pub fn changes_target(cmd: Instruction) -> bool {
-    matches!(
-        isp::decode(cmd),
-        Decoded::ChipErase
-            | Decoded::LoadExtendedAddress(_)
-            | Decoded::LoadFlashPage { .. }
-            | Decoded::WriteFlashPage { .. }
-            | Decoded::LoadEepromPage { .. }
-            | Decoded::WriteEepromPage { .. }
-            | Decoded::WriteEeprom { .. }
-            | Decoded::WriteFuse(..)
-    )
-}
-
-/// Why a reply to a write instruction is refused, for the error message.
-pub fn missing_echo(cmd: Instruction, response: Instruction) -> String {
-    format!(
-        "the target did not echo instruction {} (sent 0x{:02X} as byte 2, read 0x{:02X} back in byte 3; \
-         reply {}): the instruction may have been mis-clocked",
-        hex_bytes(&cmd),
-        cmd[1],
-        response[2],
-        hex_bytes(&response)
-    )
-}
+pub use crate::isp::{changes_target, echoed, missing_echo};
 
 /// Checks the length of a block read's reply: the firmware sends exactly what was asked for
 /// (up to [`MAX_IN_BYTES`]), or nothing before POWERUP.
@@ -160,6 +126,7 @@ pub fn check_block(requested: usize, got: usize) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::isp;
 
     #[test]
     fn spi_setup_packs_like_avrdude() {

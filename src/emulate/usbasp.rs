@@ -1,1 +1,0 @@
-//! Emulated USBasp firmware (Thomas Fischl's, with the variants clones ship).

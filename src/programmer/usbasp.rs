@@ -1,1 +1,0 @@
-//! USBasp driver (`usbasp`).
