@@ -15,6 +15,7 @@ use isp_toolbox::hex::{MemoryImage, write_hex};
 
 /// The programmers whose emulators the shim presents, as avrdude names them.
 const USBTINY: &str = "usbtiny";
+const USBASP: &str = "usbasp";
 
 /// The part avrdude is told about and the shim emulates.
 const PART: &str = "m32u4";
@@ -81,6 +82,9 @@ struct Run {
 /// An emulated programmer with its chip, kept in a state directory between avrdude runs.
 struct Bench {
     programmer: &'static str,
+    /// The shim's device (`usbasp:old`...); the programmer's name unless set.
+    device: String,
+    part: &'static str,
     dir: tempfile::TempDir,
     extra_env: Vec<(&'static str, String)>,
 }
@@ -90,9 +94,21 @@ impl Bench {
         require_avrdude();
         Bench {
             programmer,
+            device: programmer.to_string(),
+            part: PART,
             dir: tempfile::tempdir().unwrap(),
             extra_env: Vec::new(),
         }
+    }
+
+    fn with_device(mut self, device: &str) -> Bench {
+        self.device = device.to_string();
+        self
+    }
+
+    fn with_part(mut self, part: &'static str) -> Bench {
+        self.part = part;
+        self
     }
 
     fn with_env(mut self, name: &'static str, value: &str) -> Bench {
@@ -114,14 +130,16 @@ impl Bench {
 
     fn avrdude(&self, args: &[&str]) -> Run {
         let mut command = Command::new("avrdude");
-        command.args(["-c", self.programmer, "-p", PART]).args(args);
+        command
+            .args(["-c", self.programmer, "-p", self.part])
+            .args(args);
         for name in SHIM_VARIABLES {
             command.env_remove(name);
         }
         command
             .env("LD_PRELOAD", shim_library())
-            .env("ISP_TOOLBOX_SHIM_DEVICE", self.programmer)
-            .env("ISP_TOOLBOX_SHIM_PART", PART)
+            .env("ISP_TOOLBOX_SHIM_DEVICE", &self.device)
+            .env("ISP_TOOLBOX_SHIM_PART", self.part)
             .env("ISP_TOOLBOX_SHIM_STATE", self.state_dir())
             .env("ISP_TOOLBOX_SHIM_STATS", self.stats_file());
         for (name, value) in &self.extra_env {
@@ -427,4 +445,101 @@ fn usbtiny_port_names_bus_and_device() {
         "{}",
         other.text
     );
+}
+
+#[test]
+fn usbasp_signature() {
+    signature_is_read(USBASP);
+}
+
+#[test]
+fn usbasp_flash_write_verify_read() {
+    flash_is_written_verified_and_read_back(USBASP);
+}
+
+#[test]
+fn usbasp_eeprom_write_read() {
+    eeprom_is_written_and_read_back(USBASP);
+}
+
+#[test]
+fn usbasp_fuses_write_read() {
+    fuses_are_written_and_read_back(USBASP);
+}
+
+#[test]
+fn usbasp_unplugged_mid_write() {
+    a_device_that_is_unplugged_fails_cleanly(USBASP);
+}
+
+#[test]
+fn usbasp_empty_socket() {
+    an_empty_socket_is_reported_by_avrdude(USBASP);
+}
+
+/// `-B` picks an SCK code; avrdude reports the frequency it chose and the emulated chip saw
+/// that clock (at most).
+#[test]
+fn usbasp_sck_is_set_with_dash_b() {
+    let bench = Bench::new(USBASP);
+    // 10 µs: 100 kHz, so the 93.75 kHz code.
+    let run = bench.avrdude_ok(&["-B", "10", "-v"]);
+    assert!(run.text.contains("93750 Hz"), "{}", run.text);
+    assert!(
+        run.text.contains("device signature = 0x1e9587"),
+        "{}",
+        run.text
+    );
+    // Too slow a clock for a whole image is not needed: a signature at 1 kHz proves the
+    // software SPI codes work.
+    let slow = bench.avrdude_ok(&["-B", "1000", "-v"]);
+    assert!(slow.text.contains("1000 Hz"), "{}", slow.text);
+    assert!(
+        slow.text.contains("device signature = 0x1e9587"),
+        "{}",
+        slow.text
+    );
+}
+
+/// The 2007 firmware has no SETISPSCK: avrdude warns and carries on at the fixed clock.
+#[test]
+fn usbasp_old_firmware_warns_but_works() {
+    let bench = Bench::new(USBASP).with_device("usbasp:old");
+    let run = bench.avrdude_ok(&["-B", "10"]);
+    assert!(run.text.contains("cannot set sck period"), "{}", run.text);
+    assert!(
+        run.text.contains("device signature = 0x1e9587"),
+        "{}",
+        run.text
+    );
+    let image = bench.path("image.bin");
+    let data = pattern(2048, 7);
+    std::fs::write(&image, &data).unwrap();
+    let write = bench.avrdude_ok(&["-U", &format!("flash:w:{}:r", image.display())]);
+    assert!(write.text.contains("verified"), "{}", write.text);
+    assert_eq!(&bench.dumped("flash.bin")[..data.len()], &data[..]);
+}
+
+/// Another part: an ATmega328P (Arduino Uno class), flash and fuses.
+#[test]
+fn usbasp_writes_an_atmega328p() {
+    let bench = Bench::new(USBASP).with_part("m328p");
+    let run = bench.avrdude_ok(&[]);
+    assert!(
+        run.text.contains("device signature = 0x1e950f"),
+        "{}",
+        run.text
+    );
+    let image = bench.path("image.bin");
+    let data = pattern(5000, 8);
+    std::fs::write(&image, &data).unwrap();
+    let write = bench.avrdude_ok(&[
+        "-U",
+        &format!("flash:w:{}:r", image.display()),
+        "-U",
+        "hfuse:w:0xde:m",
+    ]);
+    assert!(write.text.contains("verified"), "{}", write.text);
+    assert_eq!(&bench.dumped("flash.bin")[..data.len()], &data[..]);
+    assert_eq!(bench.dumped_fuse("hfuse"), 0xDE);
 }

@@ -2,6 +2,7 @@
 
 use isp_toolbox::emulate::halfkay::HalfKayFirmware;
 use isp_toolbox::emulate::usb::UsbFirmware;
+use isp_toolbox::emulate::usbasp::{UsbAspFirmware, UsbAspVariant};
 use isp_toolbox::emulate::usbtiny::UsbTinyFirmware;
 use isp_toolbox::{Error, Result};
 
@@ -12,11 +13,21 @@ pub enum DeviceKind {
     UsbTiny,
     /// The Teensy 2.0's HalfKay bootloader (`halfkay`); the socket's chip is the Teensy's own.
     HalfKay,
+    /// Thomas Fischl's USBasp: `usbasp` (2011 firmware), `usbasp:old` (2007, no SCK setting),
+    /// `usbasp:3mhz` (UsbAsp-flash's 3 MHz option), `usbasp:slow` (the slow-SCK jumper set).
+    UsbAsp(UsbAspVariant),
 }
 
 impl DeviceKind {
     /// The names `ISP_TOOLBOX_SHIM_DEVICE` accepts.
-    pub const NAMES: &'static [&'static str] = &["usbtiny", "halfkay"];
+    pub const NAMES: &'static [&'static str] = &[
+        "usbtiny",
+        "halfkay",
+        "usbasp",
+        "usbasp:old",
+        "usbasp:3mhz",
+        "usbasp:slow",
+    ];
 
     /// Parses `NAME[:VARIANT]`, ignoring case.
     pub fn parse(spec: &str) -> Result<DeviceKind> {
@@ -25,6 +36,26 @@ impl DeviceKind {
             Some((name, variant)) => (name, Some(variant)),
             None => (spec.as_str(), None),
         };
+        if name == "usbasp" {
+            let variant = match variant {
+                None => UsbAspVariant::default(),
+                Some("old") => UsbAspVariant::old_firmware(),
+                Some("3mhz") => UsbAspVariant {
+                    three_mhz: true,
+                    ..UsbAspVariant::default()
+                },
+                Some("slow") => UsbAspVariant {
+                    slow_jumper: true,
+                    ..UsbAspVariant::default()
+                },
+                Some(other) => {
+                    return Err(Error::invalid(format!(
+                        "usbasp has the variants old, 3mhz and slow (got '{other}')"
+                    )));
+                }
+            };
+            return Ok(DeviceKind::UsbAsp(variant));
+        }
         let kind = match name {
             "usbtiny" => DeviceKind::UsbTiny,
             "halfkay" => DeviceKind::HalfKay,
@@ -49,6 +80,7 @@ impl DeviceKind {
         match self {
             DeviceKind::UsbTiny => Box::new(UsbTinyFirmware::new()),
             DeviceKind::HalfKay => Box::new(HalfKayFirmware::new(None)),
+            DeviceKind::UsbAsp(variant) => Box::new(UsbAspFirmware::new(variant)),
         }
     }
 }
@@ -64,6 +96,11 @@ mod tests {
         assert!(unknown.to_string().contains("stk500"));
         assert!(unknown.hint().unwrap_or_default().contains("usbtiny"));
         assert!(DeviceKind::parse("usbtiny:fast").is_err());
+        assert_eq!(
+            DeviceKind::parse("usbasp:old").unwrap(),
+            DeviceKind::UsbAsp(UsbAspVariant::old_firmware())
+        );
+        assert!(DeviceKind::parse("usbasp:turbo").is_err());
     }
 
     #[test]
@@ -81,5 +118,9 @@ mod tests {
             0x03,
             "HID: usbhid binds to it"
         );
+        let usbasp = DeviceKind::parse("usbasp").unwrap().build().identity();
+        assert_eq!((usbasp.vid, usbasp.pid), (0x16C0, 0x05DC));
+        assert_eq!(usbasp.manufacturer.as_deref(), Some("www.fischl.de"));
+        assert_eq!(usbasp.product.as_deref(), Some("USBasp"));
     }
 }
