@@ -156,6 +156,6 @@ fn engine_runs_the_small_jobs_on_every_emulator_above_the_limit() {
 
 #[test]
 fn engine_refuses_a_programmer_without_emulator() {
-    let err = engine::run(BenchJob::Fuses, "usbasp", false).unwrap_err();
-    assert!(err.to_string().contains("usbasp"), "{err}");
+    let err = engine::run(BenchJob::Fuses, "stk500v2", false).unwrap_err();
+    assert!(err.to_string().contains("stk500v2"), "{err}");
 }

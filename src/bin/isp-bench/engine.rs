@@ -16,7 +16,7 @@ use isp_toolbox::job::runner::{JobRequest, run_on};
 use isp_toolbox::job::{CancelToken, JobEvent};
 use isp_toolbox::programmer::Programmer;
 use isp_toolbox::programmer::open::{EMULATED_PORT, ProgrammerSpec};
-use isp_toolbox::programmer::{buspirate, stk500v1, usbtiny};
+use isp_toolbox::programmer::{buspirate, stk500v1, usbasp, usbtiny};
 
 use super::jobs::BenchJob;
 
@@ -46,7 +46,7 @@ impl Measurement {
 }
 
 /// The programmers our engine can be benchmarked on in-process.
-pub const ENGINE_PROGRAMMERS: [&str; 3] = ["avrisp", "usbtiny", "buspirate"];
+pub const ENGINE_PROGRAMMERS: [&str; 4] = ["avrisp", "usbtiny", "buspirate", "usbasp"];
 
 /// Runs `job` with our engine on an emulated `programmer` and a fresh demo board (a 16 MHz
 /// chip). `realtime` makes the emulator take the modeled time in wall time too.
@@ -86,6 +86,15 @@ pub fn run(job: BenchJob, programmer: &str, realtime: bool) -> Result<Measuremen
                 ..Default::default()
             };
             let (mut driver, device) = usbtiny::emulated(part, socket, options)?;
+            run_job(&request, &mut driver)?;
+            lock_device(&device).stats()
+        }
+        "usbasp" => {
+            let options = usbasp::EmulatedOptions {
+                realtime,
+                ..Default::default()
+            };
+            let (mut driver, device) = usbasp::emulated(part, socket, options)?;
             run_job(&request, &mut driver)?;
             lock_device(&device).stats()
         }

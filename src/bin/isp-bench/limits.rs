@@ -151,9 +151,29 @@ pub const BUSPIRATE: LinkModel = LinkModel {
     link_overlaps_firmware: true,
 };
 
+/// USBasp (12 MHz, V-USB, low-speed USB): 1.5 MHz hardware SPI (3 MHz would exceed a 16 MHz
+/// target's f/6), ~136 cycles of firmware per flash byte stretched 2.5× by the NAK interrupt
+/// (28 µs), 2 ms per control transfer and 0.8 ms per 8-byte packet, reads of up to 255 bytes
+/// a transfer, one transfer per page written (the firmware commits and waits inside it).
+pub const USBASP: LinkModel = LinkModel {
+    programmer: "usbasp",
+    bulk_read_reach: None,
+    session_start_s: 20e-3,
+    sck_hz: 1_500_000.0,
+    stretch: 1.0,
+    firmware_byte_s: 28e-6,
+    firmware_page_pause_s: 0.0,
+    link_byte_s: 0.8e-3 / 8.0,
+    round_trip_s: 2e-3,
+    read_block: 255,
+    page_overhead_bytes: 0,
+    commit_is_separate: false,
+    link_overlaps_firmware: false,
+};
+
 /// The models the bench knows, by programmer id.
 pub fn model(programmer: &str) -> Option<LinkModel> {
-    [ARDUINOISP, USBTINY, BUSPIRATE]
+    [ARDUINOISP, USBTINY, BUSPIRATE, USBASP]
         .into_iter()
         .find(|m| m.programmer == programmer)
 }

@@ -22,9 +22,6 @@ use report::{Row, Tool};
 /// Every programmer the bench knows, in table order.
 const PROGRAMMERS: [&str; 4] = ["avrisp", "usbtiny", "buspirate", "usbasp"];
 
-/// Programmers whose driver or emulator is not in this build.
-const NOT_BUILT: [&str; 1] = ["usbasp"];
-
 /// Benchmark ISP Toolbox against avrdude on the emulated programmers.
 #[derive(Debug, Parser)]
 #[command(name = "isp-bench", version)]
@@ -69,34 +66,29 @@ fn run(args: &Args) -> isp_toolbox::error::Result<()> {
     let target_dir = target_dir();
     let work = target_dir.join("bench").join("work");
     let with_avrdude = !args.no_avrdude && avrdude::available();
-    let shim = if with_avrdude && programmers.contains(&"usbtiny") {
-        match avrdude::shim_library(&target_dir) {
-            Ok(path) => Some(path),
-            Err(e) => {
-                eprintln!("isp-bench: {e}");
-                None
+    let shim =
+        if with_avrdude && (programmers.contains(&"usbtiny") || programmers.contains(&"usbasp")) {
+            match avrdude::shim_library(&target_dir) {
+                Ok(path) => Some(path),
+                Err(e) => {
+                    eprintln!("isp-bench: {e}");
+                    None
+                }
             }
-        }
-    } else {
-        None
-    };
+        } else {
+            None
+        };
 
     let mut rows = Vec::new();
     for &job in &jobs {
         for &programmer in &programmers {
             let limit = limit_for(job, programmer)?;
-            let ours = if NOT_BUILT.contains(&programmer) {
-                Err("not available (driver not built)".to_string())
-            } else {
-                eprintln!("isp-bench: {} on {programmer} (isp-toolbox)", job.id());
-                engine::run(job, programmer, false).map_err(|e| e.to_string())
-            };
+            eprintln!("isp-bench: {} on {programmer} (isp-toolbox)", job.id());
+            let ours = engine::run(job, programmer, false).map_err(|e| e.to_string());
             let theirs = if args.no_avrdude {
                 None
             } else if !with_avrdude {
                 Some(Err("not available (avrdude not installed)".to_string()))
-            } else if NOT_BUILT.contains(&programmer) {
-                Some(Err("not available (driver not built)".to_string()))
             } else {
                 eprintln!("isp-bench: {} on {programmer} (avrdude)", job.id());
                 let run = avrdude::AvrdudeRun {
@@ -135,13 +127,10 @@ fn run(args: &Args) -> isp_toolbox::error::Result<()> {
     if args.realtime {
         for &programmer in &programmers {
             let limit = limit_for(BenchJob::Boot4k, programmer)?;
-            let measured = if NOT_BUILT.contains(&programmer) {
-                Err("not available (driver not built)".to_string())
-            } else {
-                eprintln!("isp-bench: boot4k on {programmer} in real time");
-                engine::run(BenchJob::Boot4k, programmer, true).map_err(|e| e.to_string())
-            };
-            let theirs = if !with_avrdude || NOT_BUILT.contains(&programmer) {
+            eprintln!("isp-bench: boot4k on {programmer} in real time");
+            let measured =
+                engine::run(BenchJob::Boot4k, programmer, true).map_err(|e| e.to_string());
+            let theirs = if !with_avrdude {
                 None
             } else {
                 eprintln!("isp-bench: boot4k on {programmer} in real time (avrdude)");
