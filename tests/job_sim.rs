@@ -209,7 +209,7 @@ fn critical_changes_need_the_override() {
         ..Default::default()
     };
     let err = run(&socket, part, &mut Vec::new(), CancelToken::new(), |ctx| {
-        fuses::write_fuses(ctx, &proposal, &yes)
+        fuses::write_fuses(ctx, &proposal, &yes, None)
     })
     .unwrap_err();
     assert_eq!(err.exit_code(), 3);
@@ -228,7 +228,7 @@ fn efuse_upper_bits_never_cause_a_false_alarm() {
     for value in [0xCBu8, 0xFB, 0x03] {
         let proposal: FuseValues = [(FuseKind::Extended, value)].into();
         run(&socket, part, &mut Vec::new(), CancelToken::new(), |ctx| {
-            fuses::write_fuses(ctx, &proposal, &Approval::default())
+            fuses::write_fuses(ctx, &proposal, &Approval::default(), None)
         })
         .unwrap_or_else(|e| panic!("efuse 0x{value:02X}: {e}"));
     }

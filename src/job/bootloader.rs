@@ -166,9 +166,10 @@ pub fn flash_bootloader(ctx: &mut Ctx<'_>, plan: &BootloaderPlan) -> Result<Boot
         accept_high: true,
         ..plan.approval.clone()
     };
-    let mut after = write_fuses(ctx, &fuse_values, &authorized)?.after;
+    // Read the fuses again: the erase has cleared the lock bits since the review.
+    let mut after = write_fuses(ctx, &fuse_values, &authorized, None)?.after;
     if !lock.is_empty() {
-        after = write_fuses(ctx, &lock, &authorized)?.after;
+        after = write_fuses(ctx, &lock, &authorized, Some(after))?.after;
     }
     ctx.log(
         Level::Success,

@@ -56,9 +56,13 @@ pub fn read_signature(ctx: &mut Ctx<'_>) -> Result<[u8; 3]> {
     }
 }
 
-/// Reads the signature and checks it is the selected part.
+/// Reads the signature (or takes the one the clock negotiation just read at this clock) and
+/// checks it is the selected part.
 pub fn check_signature(ctx: &mut Ctx<'_>) -> Result<[u8; 3]> {
-    let sig = read_signature(ctx)?;
+    let sig = match ctx.fresh_signature.take() {
+        Some(sig) => sig,
+        None => read_signature(ctx)?,
+    };
     if sig == ctx.part.signature {
         ctx.info(format!("Signature {} = {}", hex_bytes(&sig), ctx.part.name));
         return Ok(sig);

@@ -26,14 +26,18 @@ pub struct FuseWriteReport {
     pub written: Vec<FuseKind>,
 }
 
-/// Reads the current values, reviews the proposal, checks the approval, writes what changed
-/// (lock byte last: LB1 locks the fuses), and verifies each byte on its implemented bits.
+/// Reads the current values (unless the caller read them in this session with nothing in
+/// between that could change them: `current`), reviews the proposal, checks the approval,
+/// writes what changed (lock byte last: LB1 locks the fuses), and reads each written byte back
+/// to verify it on its implemented bits. The values after are those read-backs plus the bytes
+/// that were already right (each byte is read exactly once after its write: no second pass).
 ///
 /// Nothing is written if the policy refuses.
 pub fn write_fuses(
     ctx: &mut Ctx<'_>,
     proposed: &FuseValues,
     approval: &Approval,
+    current: Option<FuseValues>,
 ) -> Result<FuseWriteReport> {
     let stage = if proposed.keys().all(|k| *k == FuseKind::Lock) {
         Stage::Lock
@@ -41,7 +45,10 @@ pub fn write_fuses(
         Stage::Fuses
     };
     ctx.stage(stage);
-    let before = read_all(ctx.prog, ctx.part)?;
+    let before = match current {
+        Some(values) => values,
+        None => read_all(ctx.prog, ctx.part)?,
+    };
     let review = review(ctx.part, &before, proposed)?;
     for line in review.describe().lines() {
         ctx.log(Level::Info, line.to_string());
@@ -49,6 +56,7 @@ pub fn write_fuses(
     review.authorize(approval)?;
     let total = review.writes.len() as u64;
     let mut written = Vec::new();
+    let mut after = before.clone();
     for (done, kind) in FuseKind::ALL.iter().enumerate() {
         let Some(&value) = review.writes.get(kind) else {
             continue;
@@ -56,6 +64,7 @@ pub fn write_fuses(
         let mask = ctx.part.fuse(*kind).map(|b| b.mask).unwrap_or(0xFF);
         let current = before.get(kind).copied();
         if current.is_some_and(|c| c & mask == value & mask) {
+            // Read a moment ago and matching: already verified.
             ctx.log(
                 Level::Debug,
                 format!("{kind} already 0x{value:02X}; not rewritten"),
@@ -65,11 +74,11 @@ pub fn write_fuses(
             ctx.info(format!("Writing {kind} = 0x{value:02X}"));
             ctx.prog.write_fuse(ctx.part, *kind, value)?;
             written.push(*kind);
+            let read = verify_fuse(ctx, *kind, value)?;
+            after.insert(*kind, read);
         }
-        verify_fuse(ctx, *kind, value)?;
         ctx.progress(stage, done as u64 + 1, total.max(done as u64 + 1));
     }
-    let after = read_all(ctx.prog, ctx.part)?;
     ctx.log(
         Level::Success,
         format!(
@@ -90,8 +99,8 @@ pub fn write_fuses(
 }
 
 /// Reads one byte back and compares it on the bits that exist in silicon only, so the
-/// "upper four bits of the extended fuse" never raise a false alarm.
-pub fn verify_fuse(ctx: &mut Ctx<'_>, kind: FuseKind, wrote: u8) -> Result<()> {
+/// "upper four bits of the extended fuse" never raise a false alarm. Returns what was read.
+pub fn verify_fuse(ctx: &mut Ctx<'_>, kind: FuseKind, wrote: u8) -> Result<u8> {
     let mask = ctx
         .part
         .fuse(kind)
@@ -114,5 +123,5 @@ pub fn verify_fuse(ctx: &mut Ctx<'_>, kind: FuseKind, wrote: u8) -> Result<()> {
             ),
         );
     }
-    Ok(())
+    Ok(read)
 }

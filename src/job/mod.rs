@@ -150,6 +150,9 @@ pub struct Ctx<'a> {
     cancel: CancelToken,
     /// Whether the job may lower the ISP clock when the target does not answer.
     sck_managed: bool,
+    /// The signature the clock negotiation read at the clock now in use, for the job's
+    /// signature check to take instead of reading it again (used once).
+    fresh_signature: Option<[u8; 3]>,
 }
 
 impl<'a> Ctx<'a> {
@@ -166,6 +169,7 @@ impl<'a> Ctx<'a> {
             reporter,
             cancel,
             sck_managed: true,
+            fresh_signature: None,
         }
     }
 

@@ -269,9 +269,10 @@ fn run_in_session(ctx: &mut Ctx<'_>, kind: &JobKind) -> Result<JobOutcome> {
                 accept_high: true,
                 ..approval.clone()
             };
-            let mut report = write_fuses(ctx, &fuses, &authorized)?;
+            let mut report = write_fuses(ctx, &fuses, &authorized, Some(current))?;
             if has_lock {
-                let lock_report = write_fuses(ctx, &lock, &authorized)?;
+                let now = report.after.clone();
+                let lock_report = write_fuses(ctx, &lock, &authorized, Some(now))?;
                 report.after = lock_report.after;
                 report.written.extend(lock_report.written);
             }

@@ -46,8 +46,9 @@ pub fn negotiate(ctx: &mut Ctx<'_>, crystal_hz: Option<u32>, fixed: bool) -> Res
     }
     let mut hz = ctx.prog.sck_hz().unwrap_or(START_SCK_HZ);
     // Step down until the signature is plausible.
+    let mut sig;
     loop {
-        let sig = ctx.prog.read_signature()?;
+        sig = ctx.prog.read_signature()?;
         if signature_plausible(ctx.part, sig) {
             break;
         }
@@ -79,6 +80,8 @@ pub fn negotiate(ctx: &mut Ctx<'_>, crystal_hz: Option<u32>, fixed: bool) -> Res
         );
         hz = slower;
     }
+    // Every way out below leaves the clock at which `sig` was read.
+    ctx.fresh_signature = Some(sig);
     if fixed {
         ctx.info(format!("ISP clock {} (as requested)", format_hz(hz)));
         return Ok(());
@@ -95,9 +98,11 @@ pub fn negotiate(ctx: &mut Ctx<'_>, crystal_hz: Option<u32>, fixed: bool) -> Res
     let target = Part::max_sck_hz(cpu_hz) / 100 * MARGIN_PERCENT;
     if target > hz {
         let raised = ctx.prog.set_sck(target)?;
-        let sig = ctx.prog.read_signature()?;
-        if sig == ctx.part.signature {
+        ctx.fresh_signature = None;
+        let raised_sig = ctx.prog.read_signature()?;
+        if raised_sig == ctx.part.signature {
             hz = raised;
+            ctx.fresh_signature = Some(raised_sig);
         } else {
             ctx.log(
                 Level::Warn,
@@ -108,6 +113,7 @@ pub fn negotiate(ctx: &mut Ctx<'_>, crystal_hz: Option<u32>, fixed: bool) -> Res
                 ),
             );
             hz = ctx.prog.set_sck(hz)?;
+            ctx.fresh_signature = Some(sig);
         }
     }
     ctx.info(format!(
@@ -130,6 +136,7 @@ pub fn step_down(ctx: &mut Ctx<'_>) -> Result<bool> {
     if hz / 2 < FLOOR_SCK_HZ {
         return Ok(false);
     }
+    ctx.fresh_signature = None;
     // A refusal means the programmer is already at its slowest clock.
     let Ok(new) = ctx.prog.set_sck(hz / 2) else {
         return Ok(false);
