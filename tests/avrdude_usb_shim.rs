@@ -543,3 +543,55 @@ fn usbasp_writes_an_atmega328p() {
     assert_eq!(&bench.dumped("flash.bin")[..data.len()], &data[..]);
     assert_eq!(bench.dumped_fuse("hfuse"), 0xDE);
 }
+
+/// The modeled seconds of one avrdude run on the emulated USBasp.
+fn usbasp_seconds(device: &str, part: &'static str, args: &[&str]) -> f64 {
+    let bench = Bench::new(USBASP).with_device(device).with_part(part);
+    bench.avrdude_ok(args);
+    bench.stats().modeled_seconds
+}
+
+/// Calibration against the USBasp datapoints (docs/timing/usbasp.md). U2 (avrdude 7.0, the
+/// old firmware at 375 kHz, ATmega32U4, a sparse QMK production image: write 8.60 s, read
+/// 7.41 s) gives no page count, but the model's cost per page written and per page read must
+/// turn both times into the same number of pages, at most the 256 the chip has. U3 (avrdude
+/// 6.x at 187.5 kHz, ATmega328P, sparse: 9.33 s / 4.72 s) is printed for the record.
+#[test]
+fn usbasp_model_against_the_datapoints() {
+    let full = pattern(32 * 1024, 11);
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("full.bin");
+    std::fs::write(&image, &full).unwrap();
+    let write_arg = format!("flash:w:{}:r", image.display());
+    let read_arg = format!("flash:r:{}:r", dir.path().join("back.bin").display());
+    let pages = 256.0;
+    let mut lines = Vec::new();
+    let mut implied = Vec::new();
+    for (name, device, part, bitclock, write_s, read_s) in [
+        ("U2", "usbasp:old", "m32u4", None, 8.60, 7.41),
+        ("U3", "usbasp", "m328p", Some("5.33"), 9.33, 4.72),
+    ] {
+        let mut write_args = vec!["-U", write_arg.as_str(), "-V"];
+        let mut read_args = vec!["-U", read_arg.as_str()];
+        if let Some(b) = bitclock {
+            write_args.extend(["-B", b]);
+            read_args.extend(["-B", b]);
+        }
+        let per_page_write = usbasp_seconds(device, part, &write_args) / pages;
+        let per_page_read = usbasp_seconds(device, part, &read_args) / pages;
+        let (n_write, n_read) = (write_s / per_page_write, read_s / per_page_read);
+        lines.push(format!(
+            "{name}: model {:.1} ms/page written, {:.1} ms/page read; measured times imply {n_write:.0} pages written, {n_read:.0} read",
+            per_page_write * 1e3,
+            per_page_read * 1e3
+        ));
+        implied.push((n_write, n_read));
+    }
+    println!("{}", lines.join("\n"));
+    let (n_write, n_read) = implied[0];
+    assert!(n_write <= pages && n_read <= pages, "{lines:?}");
+    assert!(
+        (n_write - n_read).abs() / n_write < 0.10,
+        "U2's write and read imply different page counts: {lines:?}"
+    );
+}
