@@ -212,3 +212,30 @@ fn each_fault_kind_during_connect_fails_in_time() {
         }
     }
 }
+
+/// In realtime mode the emulated FTDI bridge sends output within its 16 ms latency even while
+/// the firmware is still busy, so the ACK of a 4 KiB bulk read reaches the driver long before
+/// the last data byte (a buffered emulator once held it until the end, past the driver's ACK
+/// deadline).
+#[test]
+fn a_4_kib_bulk_read_in_real_time_gets_its_ack_in_time() {
+    let part = part("m32u4");
+    let socket = socket_with(part);
+    let options = BusPirateOptions::default();
+    let (mut prog, _handle, _status) = emulated_with(
+        socket.clone(),
+        isp_toolbox::emulate::buspirate::BusPirateConfig::default(),
+        ServeOptions {
+            realtime: true,
+            ..ServeOptions::default()
+        },
+        options,
+    )
+    .unwrap();
+    prog.enter(part).unwrap();
+    prog.set_sck(2_000_000).unwrap();
+    let mut buf = vec![0u8; 4096];
+    prog.read(part, Memory::Flash, 0x7000, &mut buf).unwrap();
+    assert_eq!(buf, chip_flash(&socket)[0x7000..0x8000]);
+    prog.leave().unwrap();
+}

@@ -226,7 +226,16 @@ pub struct FirmwareIo {
     last_arrival_ns: u64,
     /// With `uart`: an overrun stopped the receiver; later bytes from the host are lost.
     rx_overrun: bool,
+    /// Realtime: the virtual time the oldest unsent output byte was produced.
+    tx_oldest_ns: Option<u64>,
+    /// Realtime: a flush from `write` failed; the next wait for input reports it.
+    pending_stop: Option<Stop>,
 }
+
+/// In realtime mode, output older than this (virtual time) is sent even while the firmware is
+/// still busy: a USB-serial bridge does not hold bytes longer than its latency timer (FTDI:
+/// 16 ms), so a host waiting for an early reply (an ACK before a long bulk read) gets it.
+const REALTIME_FLUSH_NS: u64 = 16_000_000;
 
 impl FirmwareIo {
     fn new(
@@ -253,6 +262,8 @@ impl FirmwareIo {
             tx_done_ns: now,
             replied: true,
             last_flush: None,
+            tx_oldest_ns: None,
+            pending_stop: None,
             first_rx_ns: None,
             stalled: false,
             wall_start: Instant::now(),
@@ -332,6 +343,9 @@ impl FirmwareIo {
         let byte_ns = self.timing.byte_ns();
         let depth = self.uart.map_or(64, |uart| uart.tx_depth.max(1)) as u64;
         let mut s = lock(&self.socket);
+        if !data.is_empty() && self.tx_oldest_ns.is_none() {
+            self.tx_oldest_ns = Some(s.now_ns());
+        }
         for &b in data {
             let now = s.now_ns();
             let start = self.tx_done_ns.max(now);
@@ -343,9 +357,21 @@ impl FirmwareIo {
             }
             self.tx.push(b);
         }
+        let now = s.now_ns();
+        drop(s);
         if !data.is_empty() {
             self.replied = true;
             self.stats.bytes_from_programmer += data.len() as u64;
+        }
+        let overdue = self
+            .tx_oldest_ns
+            .is_some_and(|oldest| now.saturating_sub(oldest) >= REALTIME_FLUSH_NS);
+        if self.options.realtime
+            && overdue
+            && self.pending_stop.is_none()
+            && let Err(stop) = self.flush()
+        {
+            self.pending_stop = Some(stop);
         }
     }
 
@@ -423,6 +449,7 @@ impl FirmwareIo {
         self.rx.clear();
         self.rx_arrivals.clear();
         self.tx.clear();
+        self.tx_oldest_ns = None;
     }
 
     /// Sends buffered output, first sleeping in realtime mode until the wall clock reaches it.
@@ -437,6 +464,7 @@ impl FirmwareIo {
                 std::thread::sleep(due - elapsed);
             }
         }
+        self.tx_oldest_ns = None;
         let mut out = std::mem::take(&mut self.tx);
         for b in &mut out {
             if self.options.faults.corrupt_outbound() {
@@ -457,6 +485,9 @@ impl FirmwareIo {
 
     /// Waits for host input, handling line events, faults and the stop flag.
     fn fill(&mut self) -> std::result::Result<(), Stop> {
+        if let Some(stop) = self.pending_stop.take() {
+            return Err(stop);
+        }
         self.flush()?;
         while self.rx.is_empty() {
             if self.stop.load(Ordering::SeqCst) {
