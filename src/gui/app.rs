@@ -13,6 +13,7 @@ use super::fuse_editor::FuseEditor;
 use super::hexfile::HexSlot;
 use super::log::Log;
 use super::ports::{PortList, PortWatcher, scan};
+use super::prepare::{PrepareWindow, Prepared};
 use super::settings::Settings;
 use crate::catalog::{
     Bootloader, BootloaderCatalog, FusePreset, Programmer, ProgrammerCatalog, UsbId,
@@ -177,6 +178,8 @@ pub struct App {
     pub(super) show_diagnostics: bool,
     pub(super) show_about: bool,
     pub(super) error_popup: Option<String>,
+    /// Tools → Prepare programmer board.
+    pub prepare: PrepareWindow,
 }
 
 impl App {
@@ -223,6 +226,7 @@ impl App {
             show_diagnostics: false,
             show_about: false,
             error_popup: None,
+            prepare: PrepareWindow::default(),
         };
         app.first_run_defaults();
         if let Some(note) = app.options.startup_note.take() {
@@ -520,6 +524,9 @@ impl App {
     pub fn common_blocker(&self) -> Option<String> {
         if self.running.is_some() {
             return Some("a job is running".into());
+        }
+        if self.prepare.is_running() {
+            return Some("the programmer board is being prepared".into());
         }
         let Some(programmer) = self.programmer() else {
             return Some("pick a programmer".into());
@@ -979,6 +986,32 @@ impl App {
         let Some(watcher) = &self.watcher else { return };
         if let Some(list) = watcher.poll() {
             self.set_ports(list);
+        }
+    }
+
+    /// Opens Tools → Prepare programmer board (practising on an emulated board when the
+    /// main window is in emulated mode).
+    pub fn open_prepare(&mut self) {
+        let emulated = self.port() == EMULATED_PORT;
+        self.prepare.open(emulated);
+    }
+
+    /// Takes what the prepare window finished: selects the new programmer and its port.
+    pub fn poll_prepare(&mut self) {
+        if let Some(Prepared {
+            port,
+            programmer_id,
+            summary,
+        }) = self.prepare.poll()
+        {
+            self.log.push(Level::Success, summary);
+            self.refresh_ports();
+            self.select_programmer(programmer_id);
+            self.select_port(&port);
+            self.log.push(
+                Level::Info,
+                format!("Selected {programmer_id} on {port}: ready for Flash bootloader"),
+            );
         }
     }
 
