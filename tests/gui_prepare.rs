@@ -7,6 +7,7 @@ mod gui_common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use gui_common::*;
@@ -166,4 +167,42 @@ fn a_missing_file_is_reported_in_the_window() {
             .next()
             .is_some()
     );
+}
+
+#[test]
+fn a_file_dropped_on_the_open_window_is_its_firmware() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = isp_firmware_file(dir.path(), 0x2400);
+    let mut h = emulated_app();
+    h.state_mut().open_prepare();
+    h.run_steps(2);
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(DroppedPath(file.clone())));
+    h.run_steps(2);
+    assert!(
+        !is_disabled(&h, "Start"),
+        "{:?}",
+        h.state().prepare.start_blocker()
+    );
+    // The main window's bootloader slot did not take it.
+    assert!(
+        !log_text(&h).contains("pro_micro_ISP_B6_10.hex"),
+        "{}",
+        log_text(&h)
+    );
+}
+
+/// A file dropped from the desktop, as the windowing integration hands it over.
+#[derive(Debug)]
+struct DroppedPath(PathBuf);
+
+impl egui::DroppedFile for DroppedPath {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
 }

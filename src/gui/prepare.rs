@@ -379,7 +379,7 @@ impl PrepareWindow {
                     }
                     match &self.file {
                         None => {
-                            ui.weak("no file chosen");
+                            ui.weak("no file chosen (or drop one on this window)");
                         }
                         Some(picked) => {
                             let name = picked

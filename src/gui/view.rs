@@ -656,7 +656,13 @@ impl App {
                 .filter(|p| !p.as_os_str().is_empty())
                 .collect()
         });
-        if let Some(path) = dropped.last() {
+        let Some(path) = dropped.last() else {
+            return;
+        };
+        // With the prepare window up and idle, a dropped file is its ISP firmware.
+        if self.prepare.open && !self.prepare.is_running() {
+            self.prepare.choose_file(path);
+        } else {
             self.load_hex(path);
         }
     }
