@@ -2,8 +2,8 @@
 //! the bench (so an emulated bench can let virtual time pass), asks it for an acknowledgement
 //! after a failure, and stops when it says so.
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::OnceLock;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
 use super::log::BoardRecord;

@@ -90,7 +90,12 @@ pub struct ScriptedBench<B: Bench> {
 
 impl<B: Bench> ScriptedBench<B> {
     /// A bench playing `steps` into `socket` (empty it first) for `line`'s part and image.
-    pub fn new(socket: SharedSocket, line: &PreparedLine, steps: Vec<ScriptStep>, inner: B) -> Self {
+    pub fn new(
+        socket: SharedSocket,
+        line: &PreparedLine,
+        steps: Vec<ScriptStep>,
+        inner: B,
+    ) -> Self {
         ScriptedBench {
             socket,
             part: line.part.clone(),
@@ -133,7 +138,11 @@ impl<B: Bench> ScriptedBench<B> {
         };
         // Each board has its own calibration byte and noise, as real chips do.
         let calibration = (0..part.calibration_bytes)
-            .map(|i| 0x80u8.wrapping_add((n as u8).wrapping_mul(7)).wrapping_add(i))
+            .map(|i| {
+                0x80u8
+                    .wrapping_add((n as u8).wrapping_mul(7))
+                    .wrapping_add(i)
+            })
             .collect();
         let running = ChipFuses {
             lfuse: 0xFF,

@@ -73,15 +73,17 @@ impl BoardRecord {
 
     /// The record as one JSON line (no newline).
     pub fn to_json_line(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| {
-            format!("{{\"board\":{},\"log_error\":\"{e}\"}}", self.board)
-        })
+        serde_json::to_string(self)
+            .unwrap_or_else(|e| format!("{{\"board\":{},\"log_error\":\"{e}\"}}", self.board))
     }
 }
 
 fn csv_field(text: &str) -> String {
     if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\"").replace(['\n', '\r'], " "))
+        format!(
+            "\"{}\"",
+            text.replace('"', "\"\"").replace(['\n', '\r'], " ")
+        )
     } else {
         text.to_string()
     }
@@ -145,7 +147,11 @@ pub fn read_jsonl(path: impl AsRef<Path>) -> Result<Vec<BoardRecord>> {
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
             serde_json::from_str(l).map_err(|e| {
-                Error::invalid(format!("{}:{}: not a run log line: {e}", path.display(), i + 1))
+                Error::invalid(format!(
+                    "{}:{}: not a run log line: {e}",
+                    path.display(),
+                    i + 1
+                ))
             })
         })
         .collect()

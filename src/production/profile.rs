@@ -119,7 +119,7 @@ pub struct Profile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
     /// The folder relative paths are resolved against (the profile file's folder).
-    #[serde(skip)]
+    #[serde(skip, default = "here")]
     pub base_dir: PathBuf,
     /// The file the profile was loaded from, if any.
     #[serde(skip)]
@@ -128,6 +128,10 @@ pub struct Profile {
 
 fn default_port() -> String {
     "usb".into()
+}
+
+fn here() -> PathBuf {
+    PathBuf::from(".")
 }
 
 fn yes() -> bool {
@@ -289,7 +293,9 @@ impl Profile {
         };
         let log_path = match &self.log {
             Some(p) => self.resolve(p),
-            None => self.base_dir.join(format!("{}.log.jsonl", self.file_stem())),
+            None => self
+                .base_dir
+                .join(format!("{}.log.jsonl", self.file_stem())),
         };
         let log_format = self
             .log_format
@@ -493,13 +499,15 @@ mod byte_text {
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<u8>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<Option<u8>, D::Error> {
         let raw = Option::<Raw>::deserialize(d)?;
         match raw {
             None => Ok(None),
-            Some(Raw::Number(n)) => u8::try_from(n).map(Some).map_err(|_| {
-                serde::de::Error::custom(format!("{n} is not a byte (0..255)"))
-            }),
+            Some(Raw::Number(n)) => u8::try_from(n)
+                .map(Some)
+                .map_err(|_| serde::de::Error::custom(format!("{n} is not a byte (0..255)"))),
             Some(Raw::Text(t)) => crate::util::parse_byte(&t).map(Some).ok_or_else(|| {
                 serde::de::Error::custom(format!("'{t}' is not a byte (write it as 0xFF)"))
             }),
