@@ -28,7 +28,7 @@ impl Default for PresenceOptions {
     fn default() -> Self {
         PresenceOptions {
             poll_interval: Duration::from_millis(250),
-            confirm_delay: Duration::from_millis(50),
+            confirm_delay: Duration::from_millis(30),
             confirmations: 2,
             max_probe_errors: 3,
         }
