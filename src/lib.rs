@@ -17,6 +17,7 @@ pub mod hex;
 pub mod isp;
 pub mod job;
 pub mod part;
+pub mod production;
 pub mod programmer;
 pub mod transport;
 pub mod util;

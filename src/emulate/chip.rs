@@ -279,6 +279,12 @@ impl EmulatedChip {
 
     // ----- pins -------------------------------------------------------------------------
 
+    /// Fault injection: the bits of `mask` at flash byte `addr` read 0 whatever is erased or
+    /// written (a worn-out cell), so a verify of an image with any of those bits set fails there.
+    pub fn stick_flash_bits_low(&mut self, addr: u32, mask: u8) {
+        self.memories.stick_flash_bits_low(addr, mask);
+    }
+
     /// Clocks one byte in on MOSI at `sck_hz` and returns the byte shifted out on MISO.
     /// Charges the virtual clock 8 SCK periods.
     pub fn spi_byte(&mut self, mosi: u8, sck_hz: u32) -> u8 {

@@ -21,6 +21,8 @@ pub struct Socket {
     chip: Option<EmulatedChip>,
     reset_asserted: bool,
     spi_bytes_without_target: u64,
+    /// Pull the chip out once it has written this many flash pages in total (its own count).
+    remove_at_flash_pages: Option<u64>,
 }
 
 /// A socket shared between an emulated programmer (on its own thread) and the test or app that
@@ -52,12 +54,30 @@ impl Socket {
         chip.advance(Duration::from_nanos(lag));
         self.clock.advance_to(chip.now_ns());
         chip.set_reset(self.reset_asserted);
+        self.remove_at_flash_pages = None;
         self.chip = Some(chip);
     }
 
     /// Unplugs the chip, if any.
     pub fn remove(&mut self) -> Option<EmulatedChip> {
+        self.remove_at_flash_pages = None;
         self.chip.take()
+    }
+
+    /// Arms a mid-write removal: the chip now plugged in is pulled out as soon as it has
+    /// written `pages` more flash pages (the next SPI byte then finds no target). A production
+    /// line test of a board yanked out of the fixture halfway through.
+    pub fn remove_after_flash_pages(&mut self, pages: u64) {
+        if let Some(chip) = &self.chip {
+            self.remove_at_flash_pages = Some(chip.stats().flash_pages_written + pages);
+        }
+    }
+
+    fn removal_due(&self) -> bool {
+        match (self.remove_at_flash_pages, &self.chip) {
+            (Some(at), Some(chip)) => chip.stats().flash_pages_written >= at,
+            _ => false,
+        }
     }
 
     /// The chip, if one is plugged in.
@@ -124,6 +144,9 @@ impl Socket {
         };
         if let Some(chip) = &self.chip {
             self.clock.advance_to(chip.now_ns());
+        }
+        if self.removal_due() {
+            self.remove();
         }
         miso
     }

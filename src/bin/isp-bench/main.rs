@@ -9,6 +9,7 @@ mod avrdude;
 mod engine;
 mod jobs;
 mod limits;
+mod production;
 mod report;
 
 use std::path::PathBuf;
@@ -44,6 +45,12 @@ struct Args {
     /// How many times to start the CLI for the start-up time (0: skip).
     #[arg(long, default_value_t = 20)]
     startup_runs: u32,
+    /// Boards per programmer for the production line table (0: skip it).
+    #[arg(long, default_value_t = 5)]
+    production_boards: usize,
+    /// Only the production line table (skip the job tables and the start-up time).
+    #[arg(long)]
+    production_only: bool,
 }
 
 fn main() -> ExitCode {
@@ -65,6 +72,9 @@ fn run(args: &Args) -> isp_toolbox::error::Result<()> {
     let programmers = selected_programmers(args)?;
     let target_dir = target_dir();
     let work = target_dir.join("bench").join("work");
+    if args.production_only {
+        return run_production(args, &programmers, &work, &target_dir);
+    }
     let with_avrdude = !args.no_avrdude && avrdude::available();
     let shim =
         if with_avrdude && (programmers.contains(&"usbtiny") || programmers.contains(&"usbasp")) {
@@ -171,6 +181,9 @@ fn run(args: &Args) -> isp_toolbox::error::Result<()> {
     }
 
     println!("{}", report::markdown(&rows));
+    if args.production_boards > 0 {
+        run_production(args, &programmers, &work, &target_dir)?;
+    }
     if args.startup_runs > 0 {
         match report::cli_startup(args.startup_runs) {
             Ok(line) => println!("{line}"),
@@ -183,6 +196,32 @@ fn run(args: &Args) -> isp_toolbox::error::Result<()> {
         .unwrap_or_else(|| target_dir.join("bench").join("results.json"));
     report::write_json(&json_path, &rows)?;
     eprintln!("isp-bench: wrote {}", json_path.display());
+    Ok(())
+}
+
+/// The production line table: per-board time on the line against the flash job alone.
+fn run_production(
+    args: &Args,
+    programmers: &[&'static str],
+    work: &std::path::Path,
+    target_dir: &std::path::Path,
+) -> isp_toolbox::error::Result<()> {
+    let boards = args.production_boards.max(1);
+    let mut rows = Vec::new();
+    for &programmer in programmers {
+        eprintln!("isp-bench: production line, {boards} boards on {programmer}");
+        rows.push(
+            production::measure(programmer, boards, &work.join("production"))
+                .map_err(|e| (programmer.to_string(), e.to_string())),
+        );
+    }
+    println!("{}", production::markdown(&rows));
+    let measured: Vec<_> = rows.iter().filter_map(|r| r.as_ref().ok()).collect();
+    let json = serde_json::to_string_pretty(&measured)
+        .map_err(|e| isp_toolbox::error::Error::invalid(e.to_string()))?;
+    let path = target_dir.join("bench").join("production.json");
+    isp_toolbox::hex::write_atomic(&path, json.as_bytes())?;
+    eprintln!("isp-bench: wrote {}", path.display());
     Ok(())
 }
 

@@ -8,6 +8,7 @@ mod device;
 mod doctor;
 mod offline;
 mod prepare;
+mod production;
 mod progress;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +36,8 @@ enum Command {
     /// Turn a Pro Micro or Teensy 2.0 into the ISP programmer: load the ISP firmware through
     /// its own bootloader (Caterina or HalfKay) and find the new programmer's port.
     Prepare(prepare::PrepareArgs),
+    /// Production line: flash board after board with one profile (PASS/FAIL, run log).
+    Production(production::ProductionArgs),
     /// Check USB access, permissions, udev rules, serial ports and ModemManager; say what to do.
     Doctor(doctor::DoctorArgs),
     /// Run an avrdude command line (as in the guide) on ISP Toolbox's engine.
@@ -60,6 +63,7 @@ fn main() {
         Command::Device(cmd) => device::execute(cmd),
         Command::Doctor(args) => doctor::execute(&args),
         Command::Prepare(args) => prepare::execute(&args),
+        Command::Production(args) => production::execute(&args),
         Command::Avrdude {
             yes,
             force_critical,

@@ -16,6 +16,8 @@ pub(super) struct Memories {
     flash_buffer: Vec<u8>,
     /// EEPROM page buffer; `None` marks bytes not loaded since the last page write.
     eeprom_buffer: Vec<Option<u8>>,
+    /// Worn-out flash cells (fault injection): byte address and the bits stuck at 0.
+    stuck_low: Vec<(u32, u8)>,
 }
 
 impl Memories {
@@ -37,6 +39,24 @@ impl Memories {
             eeprom_layout: part.eeprom,
             flash_buffer: vec![0xFF; to_usize(part.flash.page_size)],
             eeprom_buffer: vec![None; to_usize(part.eeprom.page_size)],
+            stuck_low: Vec::new(),
+        }
+    }
+
+    /// Makes the bits of `mask` at flash byte `addr` stuck at 0: no erase sets them again
+    /// (programming only clears bits, so writes cannot either). Fault injection for a chip
+    /// that fails verify.
+    pub fn stick_flash_bits_low(&mut self, addr: u32, mask: u8) {
+        let addr = addr & (self.flash_layout.size - 1);
+        self.stuck_low.push((addr, mask));
+        self.apply_stuck_bits();
+    }
+
+    fn apply_stuck_bits(&mut self) {
+        for &(addr, mask) in &self.stuck_low {
+            if let Some(cell) = self.flash.get_mut(to_usize(addr)) {
+                *cell &= !mask;
+            }
         }
     }
 
@@ -96,6 +116,7 @@ impl Memories {
         if let Some(target) = self.flash.get_mut(to_usize(start)..to_usize(start + page)) {
             target.fill(0xFF);
         }
+        self.apply_stuck_bits();
         start..start + page
     }
 
@@ -150,6 +171,7 @@ impl Memories {
         if !keep_eeprom {
             self.eeprom.fill(0xFF);
         }
+        self.apply_stuck_bits();
     }
 
     /// Empties both page buffers (reset, power-up).
