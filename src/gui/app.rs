@@ -14,6 +14,7 @@ use super::hexfile::HexSlot;
 use super::log::Log;
 use super::ports::{PortList, PortWatcher, scan};
 use super::prepare::{PrepareWindow, Prepared};
+use super::production::ProductionWindow;
 use super::settings::Settings;
 use crate::catalog::{
     Bootloader, BootloaderCatalog, FusePreset, Programmer, ProgrammerCatalog, UsbId,
@@ -180,6 +181,8 @@ pub struct App {
     pub(super) error_popup: Option<String>,
     /// Tools → Prepare programmer board.
     pub prepare: PrepareWindow,
+    /// Tools → Production line.
+    pub production: ProductionWindow,
 }
 
 impl App {
@@ -227,6 +230,7 @@ impl App {
             show_about: false,
             error_popup: None,
             prepare: PrepareWindow::default(),
+            production: ProductionWindow::default(),
         };
         app.first_run_defaults();
         if let Some(note) = app.options.startup_note.take() {
@@ -527,6 +531,9 @@ impl App {
         }
         if self.prepare.is_running() {
             return Some("the programmer board is being prepared".into());
+        }
+        if self.production.is_running() {
+            return Some("the production line is running".into());
         }
         let Some(programmer) = self.programmer() else {
             return Some("pick a programmer".into());
@@ -1012,6 +1019,23 @@ impl App {
                 Level::Info,
                 format!("Selected {programmer_id} on {port}: ready for Flash bootloader"),
             );
+        }
+    }
+
+    /// Opens Tools → Production line.
+    pub fn open_production(&mut self) {
+        self.production.open = true;
+    }
+
+    /// Puts the production line's results in the main log.
+    pub fn poll_production(&mut self) {
+        for news in self.production.poll() {
+            let level = if news.failed {
+                Level::Error
+            } else {
+                Level::Success
+            };
+            self.log.push(level, news.text);
         }
     }
 

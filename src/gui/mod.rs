@@ -15,6 +15,7 @@ pub mod hexfile;
 pub mod log;
 pub mod ports;
 pub mod prepare;
+pub mod production;
 pub mod settings;
 mod view;
 pub mod wiring;

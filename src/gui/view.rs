@@ -19,6 +19,7 @@ impl App {
         self.poll_ports();
         self.poll_worker(&ctx);
         self.poll_prepare();
+        self.poll_production();
         self.take_dropped_files(&ctx);
 
         egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
@@ -48,6 +49,16 @@ impl App {
             rfd::FileDialog::new()
                 .set_title("Choose the ISP firmware for the programmer board")
                 .add_filter("Intel HEX or binary", &["hex", "ihx", "bin"])
+                .add_filter("All files", &["*"])
+                .pick_file()
+        });
+        self.production.show(&ctx, &mut || {
+            if !native {
+                return None;
+            }
+            rfd::FileDialog::new()
+                .set_title("Open a production profile")
+                .add_filter("Production profile", &["json"])
                 .add_filter("All files", &["*"])
                 .pick_file()
         });
@@ -104,6 +115,10 @@ impl App {
             ui.menu_button("Tools", |ui| {
                 if ui.button("Prepare programmer board…").clicked() {
                     self.open_prepare();
+                    ui.close();
+                }
+                if ui.button("Production line…").clicked() {
+                    self.open_production();
                     ui.close();
                 }
             });
@@ -659,8 +674,11 @@ impl App {
         let Some(path) = dropped.last() else {
             return;
         };
-        // With the prepare window up and idle, a dropped file is its ISP firmware.
-        if self.prepare.open && !self.prepare.is_running() {
+        // With the production or prepare window up and idle, a dropped file is its profile
+        // or ISP firmware.
+        if self.production.open && !self.production.is_running() {
+            self.production.load_profile(path);
+        } else if self.prepare.open && !self.prepare.is_running() {
             self.prepare.choose_file(path);
         } else {
             self.load_hex(path);
