@@ -491,3 +491,65 @@ fn a_profile_round_trips_through_json() {
     assert_eq!(numbers.port, "usb");
     assert!(numbers.verify);
 }
+
+/// The budget, on virtual time (deterministic): a board's time on the line is the flash
+/// job's plus at most 0.5 s of detection, with the board put in at the worst moment (just
+/// after a probe found the fixture empty).
+#[test]
+fn detection_overhead_stays_within_half_a_second() {
+    use isp_toolbox::emulate::socket::SharedSocket;
+    use isp_toolbox::job::JobEvent;
+    use isp_toolbox::production::{flash_board, run_line};
+    use isp_toolbox::programmer::open::open;
+
+    for programmer in ["avrisp", "usbasp"] {
+        let dir = tempfile::tempdir().unwrap();
+        let line = prepared(dir.path(), programmer, "");
+        let socket: SharedSocket =
+            Socket::with_chip(EmulatedChip::factory_fresh(&line.part)).shared();
+        let mut opened = open(&line.programmer, &line.part, Some(socket.clone())).unwrap();
+        let start = lock(&socket).now_ns();
+        flash_board(
+            opened.programmer.as_mut(),
+            &line,
+            &mut |_e: JobEvent| {},
+            CancelToken::new(),
+        )
+        .unwrap();
+        let job_ns = lock(&socket).now_ns() - start;
+        drop(opened);
+
+        let socket = Socket::default().shared();
+        let steps = parse_script("fresh,fresh").unwrap();
+        let mut bench =
+            ScriptedBench::new(socket.clone(), &line, steps, AutoAcknowledge::default());
+        let mut done = Vec::new();
+        {
+            let clock = socket.clone();
+            let mut reporter = |e: ProductionEvent| {
+                if let ProductionEvent::Pass(_) = e {
+                    done.push(lock(&clock).now_ns());
+                }
+            };
+            let mut opened = open(&line.programmer, &line.part, Some(socket.clone())).unwrap();
+            run_line(
+                opened.programmer.as_mut(),
+                &line,
+                &LineOptions::default(),
+                &mut bench,
+                &mut reporter,
+                None,
+                CancelToken::new(),
+            )
+            .unwrap();
+        }
+        assert_eq!(done.len(), 2, "{programmer}");
+        for (finished, inserted) in done.iter().zip(bench.insertions_ns()) {
+            let overhead_ns = (finished - inserted) as i64 - job_ns as i64;
+            assert!(
+                overhead_ns <= 500_000_000,
+                "{programmer}: {overhead_ns} ns of detection overhead (job {job_ns} ns)"
+            );
+        }
+    }
+}
