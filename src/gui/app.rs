@@ -1135,7 +1135,7 @@ impl eframe::App for EframeApp {
         self.app.ui(ui);
     }
 
-    fn on_exit(&mut self) {
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
         self.app.save_settings();
     }
 }
