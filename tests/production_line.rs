@@ -236,6 +236,11 @@ fn usbtiny_line_runs_the_whole_script() {
 }
 
 #[test]
+fn usbasp_line_runs_the_whole_script() {
+    full_script("usbasp");
+}
+
+#[test]
 fn sim_line_runs_the_whole_script() {
     full_script("sim");
 }
@@ -552,4 +557,34 @@ fn detection_overhead_stays_within_half_a_second() {
             );
         }
     }
+}
+
+/// The two emulator faults the scripts use: a worn-out cell survives chip erase, and the
+/// socket pulls its chip after a given number of flash pages.
+#[test]
+fn emulator_faults_for_the_line() {
+    use isp_toolbox::part::PartDb;
+    let part = PartDb::builtin().unwrap().find("atmega32u4").unwrap();
+    let mut chip = EmulatedChip::factory_fresh(part);
+    chip.stick_flash_bits_low(0x123, 0x81);
+    assert_eq!(chip.flash()[0x123], 0x7E);
+    let socket = Socket::with_chip(chip).shared();
+    let line = {
+        let dir = tempfile::tempdir().unwrap();
+        prepared(dir.path(), "sim", "")
+    };
+    let mut prog = isp_toolbox::programmer::sim::SimProgrammer::new(socket.clone());
+    lock(&socket).remove_after_flash_pages(1);
+    let err = isp_toolbox::production::flash_board(
+        &mut prog,
+        &line,
+        &mut |_e: isp_toolbox::job::JobEvent| {},
+        CancelToken::new(),
+    )
+    .unwrap_err();
+    assert!(lock(&socket).chip().is_none(), "pulled after one page");
+    assert!(
+        isp_toolbox::production::failing_address(&err).is_some(),
+        "{err}"
+    );
 }
