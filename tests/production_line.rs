@@ -173,6 +173,24 @@ fn full_script(programmer: &str) {
         "pulled mid-write: {:?}",
         log[3]
     );
+    assert!(
+        log[3]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("stopped answering"),
+        "{:?}",
+        log[3]
+    );
+    assert!(
+        !log[2]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("stopped answering"),
+        "a bad chip is still there: {:?}",
+        log[2]
+    );
     let calibrations: std::collections::BTreeSet<_> =
         log.iter().map(|r| r.calibration.clone()).collect();
     assert_eq!(calibrations.len(), 5, "each board's own calibration byte");

@@ -190,7 +190,9 @@ pub fn run_line(
         });
         let started = bench.now();
         let outcome = if signature == line.part.signature {
-            flash_board(prog, line, &mut JobEvents(reporter), cancel.clone()).map(|_| ())
+            flash_board(prog, line, &mut JobEvents(reporter), cancel.clone())
+                .map(|_| ())
+                .map_err(|e| explain_lost_board(prog, line, e))
         } else {
             Err(wrong_mcu(line, signature))
         };
@@ -297,6 +299,23 @@ fn wait_for(
         if bench.pause(pause, what) == Signal::Stop {
             return Ok(None);
         }
+    }
+}
+
+/// After a failed job, one probe tells a bad board from a board that is no longer there
+/// (pulled out mid-write, or lost contact): the error then says so.
+fn explain_lost_board(prog: &mut dyn Programmer, line: &PreparedLine, error: Error) -> Error {
+    if matches!(error, Error::Cancelled) {
+        return error;
+    }
+    match probe(prog, &line.part) {
+        Ok(Probe::Absent) => Error::Interrupted {
+            during: "flashing the board".into(),
+            state: "the board stopped answering (taken out of the fixture, or lost contact): its flash is incomplete".into(),
+            source: Box::new(error),
+            hint: "put the board back and run it again; if this repeats, check the fixture's contacts and power".into(),
+        },
+        _ => error,
     }
 }
 
