@@ -606,3 +606,48 @@ fn emulator_faults_for_the_line() {
         "{err}"
     );
 }
+
+/// The app's way in: a line on its own thread, events on a channel, acknowledge and stop on
+/// the handle.
+#[test]
+fn a_spawned_line_is_driven_through_its_handle() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let line = prepared(dir.path(), "sim", "");
+    let wakeups = Arc::new(AtomicUsize::new(0));
+    let counter = wakeups.clone();
+    let handle = isp_toolbox::production::spawn_line(
+        line,
+        LineOptions::default(),
+        Some(parse_script("fail,good").unwrap()),
+        move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        },
+    )
+    .unwrap();
+    let wait = Duration::from_secs(60);
+    let mut seen = Vec::new();
+    loop {
+        let e = handle.events().recv_timeout(wait).unwrap();
+        let needs_ack = matches!(e, ProductionEvent::NeedsAcknowledge { .. });
+        seen.push(e);
+        if needs_ack {
+            handle.acknowledge();
+        }
+        if matches!(seen.last(), Some(ProductionEvent::Pass(_))) {
+            break;
+        }
+    }
+    handle.stop();
+    let summary = handle.join().unwrap();
+    assert_eq!(
+        summary.tally,
+        Tally {
+            count: 2,
+            pass: 1,
+            fail: 1
+        }
+    );
+    assert!(wakeups.load(Ordering::SeqCst) >= seen.len());
+}
