@@ -214,6 +214,8 @@ pub fn run_line(
             log.append(&record)?;
         }
         let failed = record.result == BoardResult::Fail;
+        // Before the failure is shown: drops stale acknowledgements, notes a stop request.
+        let stop_asked = failed && bench.stop_requested();
         reporter.event(if failed {
             ProductionEvent::Fail(record.clone())
         } else {
@@ -227,6 +229,9 @@ pub fn run_line(
             return stop(tally, StopReason::BoardLimit);
         }
         if failed {
+            if stop_asked {
+                return stop(tally, stopped_by(&cancel));
+            }
             reporter.event(ProductionEvent::NeedsAcknowledge { board });
             if bench.acknowledge(&record) == Signal::Stop {
                 return stop(tally, stopped_by(&cancel));
