@@ -585,6 +585,28 @@ impl Inner {
     }
 }
 
+/// A board to practise on (`prepare -P emulated`, the app's emulated mode): plugged in a
+/// second ago and running a stand-in program (an Arduino sketch on the Pro Micro, so the
+/// 1200-baud touch works; a keyboard firmware on the Teensy), with the emulator playing the
+/// user's part at the board (pressing RESET when asked).
+pub fn stand_in_host(board: crate::bootload::Board) -> Result<EmulatedHost> {
+    let config =
+        match board {
+            crate::bootload::Board::ProMicro => BoardConfig::pro_micro(Some(
+                synthetic_application(UsbId::new(0x1B4F, 0x9206), 0xEF, 0x1800),
+            )),
+            crate::bootload::Board::Teensy2 => BoardConfig::teensy2(Some(synthetic_application(
+                UsbId::new(0xFEED, 0x6060),
+                0x00,
+                0x1800,
+            ))),
+        };
+    let board = ProgrammerBoard::new(config)?;
+    // Plugged in a while ago: the program has enumerated.
+    board.advance(Duration::from_secs(1));
+    Ok(EmulatedHost::new(board).playing_user())
+}
+
 /// The PC side for an emulated board: its ports, opened in-process, and its virtual clock.
 pub struct EmulatedHost {
     board: ProgrammerBoard,

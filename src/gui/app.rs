@@ -13,6 +13,8 @@ use super::fuse_editor::FuseEditor;
 use super::hexfile::HexSlot;
 use super::log::Log;
 use super::ports::{PortList, PortWatcher, scan};
+use super::prepare::{PrepareWindow, Prepared};
+use super::production::ProductionWindow;
 use super::settings::Settings;
 use crate::catalog::{
     Bootloader, BootloaderCatalog, FusePreset, Programmer, ProgrammerCatalog, UsbId,
@@ -177,6 +179,10 @@ pub struct App {
     pub(super) show_diagnostics: bool,
     pub(super) show_about: bool,
     pub(super) error_popup: Option<String>,
+    /// Tools → Prepare programmer board.
+    pub prepare: PrepareWindow,
+    /// Tools → Production line.
+    pub production: ProductionWindow,
 }
 
 impl App {
@@ -223,6 +229,8 @@ impl App {
             show_diagnostics: false,
             show_about: false,
             error_popup: None,
+            prepare: PrepareWindow::default(),
+            production: ProductionWindow::default(),
         };
         app.first_run_defaults();
         if let Some(note) = app.options.startup_note.take() {
@@ -520,6 +528,12 @@ impl App {
     pub fn common_blocker(&self) -> Option<String> {
         if self.running.is_some() {
             return Some("a job is running".into());
+        }
+        if self.prepare.is_running() {
+            return Some("the programmer board is being prepared".into());
+        }
+        if self.production.is_running() {
+            return Some("the production line is running".into());
         }
         let Some(programmer) = self.programmer() else {
             return Some("pick a programmer".into());
@@ -979,6 +993,49 @@ impl App {
         let Some(watcher) = &self.watcher else { return };
         if let Some(list) = watcher.poll() {
             self.set_ports(list);
+        }
+    }
+
+    /// Opens Tools → Prepare programmer board (practising on an emulated board when the
+    /// main window is in emulated mode).
+    pub fn open_prepare(&mut self) {
+        let emulated = self.port() == EMULATED_PORT;
+        self.prepare.open(emulated);
+    }
+
+    /// Takes what the prepare window finished: selects the new programmer and its port.
+    pub fn poll_prepare(&mut self) {
+        if let Some(Prepared {
+            port,
+            programmer_id,
+            summary,
+        }) = self.prepare.poll()
+        {
+            self.log.push(Level::Success, summary);
+            self.refresh_ports();
+            self.select_programmer(programmer_id);
+            self.select_port(&port);
+            self.log.push(
+                Level::Info,
+                format!("Selected {programmer_id} on {port}: ready for Flash bootloader"),
+            );
+        }
+    }
+
+    /// Opens Tools → Production line.
+    pub fn open_production(&mut self) {
+        self.production.open = true;
+    }
+
+    /// Puts the production line's results in the main log.
+    pub fn poll_production(&mut self) {
+        for news in self.production.poll() {
+            let level = if news.failed {
+                Level::Error
+            } else {
+                Level::Success
+            };
+            self.log.push(level, news.text);
         }
     }
 

@@ -14,6 +14,8 @@ pub mod fuse_editor;
 pub mod hexfile;
 pub mod log;
 pub mod ports;
+pub mod prepare;
+pub mod production;
 pub mod settings;
 mod view;
 pub mod wiring;

@@ -18,6 +18,8 @@ impl App {
         self.ensure_watcher(&ctx);
         self.poll_ports();
         self.poll_worker(&ctx);
+        self.poll_prepare();
+        self.poll_production();
         self.take_dropped_files(&ctx);
 
         egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
@@ -38,6 +40,28 @@ impl App {
         self.dialog_frame(&ctx);
         self.erase_dialog(&ctx);
         self.diagnostics.show(&ctx, &mut self.show_diagnostics);
+        let native = self.native_dialogs();
+        let ports = self.ports.clone();
+        self.prepare.show(&ctx, &ports, &mut || {
+            if !native {
+                return None;
+            }
+            rfd::FileDialog::new()
+                .set_title("Choose the ISP firmware for the programmer board")
+                .add_filter("Intel HEX or binary", &["hex", "ihx", "bin"])
+                .add_filter("All files", &["*"])
+                .pick_file()
+        });
+        self.production.show(&ctx, &mut || {
+            if !native {
+                return None;
+            }
+            rfd::FileDialog::new()
+                .set_title("Open a production profile")
+                .add_filter("Production profile", &["json"])
+                .add_filter("All files", &["*"])
+                .pick_file()
+        });
         self.about_window(&ctx);
         self.error_window(&ctx);
         if self.running.is_some() {
@@ -85,6 +109,16 @@ impl App {
                     ui.ctx().set_theme(egui::Theme::Dark);
                     self.settings.dark_mode = Some(true);
                     self.save_settings();
+                    ui.close();
+                }
+            });
+            ui.menu_button("Tools", |ui| {
+                if ui.button("Prepare programmer board…").clicked() {
+                    self.open_prepare();
+                    ui.close();
+                }
+                if ui.button("Production line…").clicked() {
+                    self.open_production();
                     ui.close();
                 }
             });
@@ -167,6 +201,15 @@ impl App {
                         .clicked()
                     {
                         self.refresh_ports();
+                    }
+                    if ui
+                        .button("Prepare board…")
+                        .on_hover_text(
+                            "Turn a Pro Micro or Teensy 2.0 into the ISP programmer: load the ISP firmware through its own bootloader",
+                        )
+                        .clicked()
+                    {
+                        self.open_prepare();
                     }
                 });
                 ui.end_row();
@@ -628,7 +671,16 @@ impl App {
                 .filter(|p| !p.as_os_str().is_empty())
                 .collect()
         });
-        if let Some(path) = dropped.last() {
+        let Some(path) = dropped.last() else {
+            return;
+        };
+        // With the production or prepare window up and idle, a dropped file is its profile
+        // or ISP firmware.
+        if self.production.open && !self.production.is_running() {
+            self.production.load_profile(path);
+        } else if self.prepare.open && !self.prepare.is_running() {
+            self.prepare.choose_file(path);
+        } else {
             self.load_hex(path);
         }
     }

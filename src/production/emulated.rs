@@ -131,35 +131,7 @@ impl<B: Bench> ScriptedBench<B> {
 
     fn chip(&mut self, step: &ScriptStep) -> Result<EmulatedChip> {
         self.boards_inserted += 1;
-        let n = self.boards_inserted;
-        let part = match step {
-            ScriptStep::Other(id) => PartDb::builtin()?.find(id)?.clone(),
-            _ => self.part.clone(),
-        };
-        // Each board has its own calibration byte and noise, as real chips do.
-        let calibration = (0..part.calibration_bytes)
-            .map(|i| {
-                0x80u8
-                    .wrapping_add((n as u8).wrapping_mul(7))
-                    .wrapping_add(i)
-            })
-            .collect();
-        let running = ChipFuses {
-            lfuse: 0xFF,
-            hfuse: part.fuse(FuseKind::High).map_or(0xD9, |h| h.default),
-            efuse: part.fuse(FuseKind::Extended).map(|e| e.default),
-        };
-        let config = ChipConfig {
-            calibration: Some(calibration),
-            noise_seed: crate::emulate::chip::DEFAULT_NOISE_SEED ^ n,
-            fuses: matches!(step, ScriptStep::Good | ScriptStep::Failing).then_some(running),
-            ..ChipConfig::default()
-        };
-        let mut chip = EmulatedChip::new(&part, config)?;
-        if *step == ScriptStep::Failing {
-            chip.stick_flash_bits_low(self.fault_addr, 0xFF);
-        }
-        Ok(chip)
+        board_chip(step, &self.part, self.fault_addr, self.boards_inserted)
     }
 
     fn play(&mut self, waiting: Waiting) -> Signal {
@@ -196,7 +168,44 @@ impl<B: Bench> ScriptedBench<B> {
     }
 }
 
-fn fault_address(image: &MemoryImage) -> u32 {
+/// The chip a script step puts in the fixture (`none` and `removed-mid-write` give a fresh
+/// chip; the socket does the removal): board number `n` of the run gets its own calibration
+/// byte and noise, as real chips do. `fault_addr` is where a `fail` board's worn-out cell is
+/// ([`fault_address`]). The GUI's emulated fixture uses this for its buttons.
+pub fn board_chip(step: &ScriptStep, part: &Part, fault_addr: u32, n: u64) -> Result<EmulatedChip> {
+    let part = match step {
+        ScriptStep::Other(id) => PartDb::builtin()?.find(id)?.clone(),
+        _ => part.clone(),
+    };
+    // Each board has its own calibration byte and noise, as real chips do.
+    let calibration = (0..part.calibration_bytes)
+        .map(|i| {
+            0x80u8
+                .wrapping_add((n as u8).wrapping_mul(7))
+                .wrapping_add(i)
+        })
+        .collect();
+    let running = ChipFuses {
+        lfuse: 0xFF,
+        hfuse: part.fuse(FuseKind::High).map_or(0xD9, |h| h.default),
+        efuse: part.fuse(FuseKind::Extended).map(|e| e.default),
+    };
+    let config = ChipConfig {
+        calibration: Some(calibration),
+        noise_seed: crate::emulate::chip::DEFAULT_NOISE_SEED ^ n,
+        fuses: matches!(step, ScriptStep::Good | ScriptStep::Failing).then_some(running),
+        ..ChipConfig::default()
+    };
+    let mut chip = EmulatedChip::new(&part, config)?;
+    if *step == ScriptStep::Failing {
+        chip.stick_flash_bits_low(fault_addr, 0xFF);
+    }
+    Ok(chip)
+}
+
+/// Where a `fail` board's worn-out cell goes: the first image byte that is not 0x00 (the cell
+/// reads 0x00, so the verify fails there).
+pub fn fault_address(image: &MemoryImage) -> u32 {
     image
         .segments()
         .iter()

@@ -11,10 +11,7 @@ use isp_toolbox::bootload::host::Host;
 use isp_toolbox::bootload::{
     Board, PrepareEvent, PrepareRequest, PrepareStep, SystemHost, prepare,
 };
-use isp_toolbox::catalog::UsbId;
-use isp_toolbox::emulate::programmer_board::{
-    BoardConfig, EMULATED_TTY, EmulatedHost, ProgrammerBoard, synthetic_application,
-};
+use isp_toolbox::emulate::programmer_board::{EMULATED_TTY, stand_in_host};
 use isp_toolbox::hex::read_image_file;
 use isp_toolbox::job::{CancelToken, Level};
 use isp_toolbox::programmer::open::EMULATED_PORT;
@@ -69,7 +66,7 @@ pub fn execute(args: &PrepareArgs) -> Result<()> {
             args.board.name()
         );
         request.port = (args.board == Board::ProMicro).then(|| EMULATED_TTY.to_string());
-        Box::new(emulated_host(args.board)?)
+        Box::new(stand_in_host(args.board)?)
     } else {
         request.port = args.port.clone();
         Box::new(SystemHost::new())
@@ -102,27 +99,6 @@ pub fn execute(args: &PrepareArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// An emulated board running a stand-in program: an Arduino sketch on the Pro Micro (so the
-/// 1200-baud touch works), a keyboard firmware on the Teensy.
-fn emulated_host(board: Board) -> Result<EmulatedHost> {
-    let config = match board {
-        Board::ProMicro => BoardConfig::pro_micro(Some(synthetic_application(
-            UsbId::new(0x1B4F, 0x9206),
-            0xEF,
-            0x1800,
-        ))),
-        Board::Teensy2 => BoardConfig::teensy2(Some(synthetic_application(
-            UsbId::new(0xFEED, 0x6060),
-            0x00,
-            0x1800,
-        ))),
-    };
-    let board = ProgrammerBoard::new(config)?;
-    // Plugged in a while ago: the program has enumerated.
-    board.advance(Duration::from_secs(1));
-    Ok(EmulatedHost::new(board).playing_user())
 }
 
 /// Shows the job's events on stderr: instructions in a box, a countdown and progress bars on
