@@ -3,7 +3,8 @@
 //! The engine: part data ([`part`]), Intel HEX images ([`hex`]), the ISP instruction set
 //! ([`isp`]), programmer drivers ([`programmer`]) over links ([`transport`]), and emulated
 //! programmers and targets for testing without hardware ([`emulate`]). It knows nothing of the
-//! GUI toolkit, the async runtime or the command line.
+//! GUI toolkit, the async runtime or the command line. [`production`] runs a production line:
+//! many boards in a row with one profile.
 #![warn(missing_docs)]
 
 pub mod bootload;

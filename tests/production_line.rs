@@ -173,6 +173,24 @@ fn full_script(programmer: &str) {
         "pulled mid-write: {:?}",
         log[3]
     );
+    assert!(
+        log[3]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("stopped answering"),
+        "{:?}",
+        log[3]
+    );
+    assert!(
+        !log[2]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("stopped answering"),
+        "a bad chip is still there: {:?}",
+        log[2]
+    );
     let calibrations: std::collections::BTreeSet<_> =
         log.iter().map(|r| r.calibration.clone()).collect();
     assert_eq!(calibrations.len(), 5, "each board's own calibration byte");
@@ -233,6 +251,11 @@ fn arduinoisp_line_runs_the_whole_script() {
 #[test]
 fn usbtiny_line_runs_the_whole_script() {
     full_script("usbtiny");
+}
+
+#[test]
+fn usbasp_line_runs_the_whole_script() {
+    full_script("usbasp");
 }
 
 #[test]
@@ -351,7 +374,8 @@ fn the_line_blocks_after_a_failure_until_acknowledged() {
         }
     }
     assert!(passed);
-    commands.send(OperatorCommand::Stop).unwrap();
+    // The script may already be done and the line gone: a closed channel is fine.
+    let _ = commands.send(OperatorCommand::Stop);
     let summary = handle.join().unwrap().unwrap();
     assert_eq!(
         summary.tally,
@@ -552,4 +576,79 @@ fn detection_overhead_stays_within_half_a_second() {
             );
         }
     }
+}
+
+/// The two emulator faults the scripts use: a worn-out cell survives chip erase, and the
+/// socket pulls its chip after a given number of flash pages.
+#[test]
+fn emulator_faults_for_the_line() {
+    use isp_toolbox::part::PartDb;
+    let part = PartDb::builtin().unwrap().find("atmega32u4").unwrap();
+    let mut chip = EmulatedChip::factory_fresh(part);
+    chip.stick_flash_bits_low(0x123, 0x81);
+    assert_eq!(chip.flash()[0x123], 0x7E);
+    let socket = Socket::with_chip(chip).shared();
+    let line = {
+        let dir = tempfile::tempdir().unwrap();
+        prepared(dir.path(), "sim", "")
+    };
+    let mut prog = isp_toolbox::programmer::sim::SimProgrammer::new(socket.clone());
+    lock(&socket).remove_after_flash_pages(1);
+    let err = isp_toolbox::production::flash_board(
+        &mut prog,
+        &line,
+        &mut |_e: isp_toolbox::job::JobEvent| {},
+        CancelToken::new(),
+    )
+    .unwrap_err();
+    assert!(lock(&socket).chip().is_none(), "pulled after one page");
+    assert!(
+        isp_toolbox::production::failing_address(&err).is_some(),
+        "{err}"
+    );
+}
+
+/// The app's way in: a line on its own thread, events on a channel, acknowledge and stop on
+/// the handle.
+#[test]
+fn a_spawned_line_is_driven_through_its_handle() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let line = prepared(dir.path(), "sim", "");
+    let wakeups = Arc::new(AtomicUsize::new(0));
+    let counter = wakeups.clone();
+    let handle = isp_toolbox::production::spawn_line(
+        line,
+        LineOptions::default(),
+        Some(parse_script("fail,good").unwrap()),
+        move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        },
+    )
+    .unwrap();
+    let wait = Duration::from_secs(60);
+    let mut seen = Vec::new();
+    loop {
+        let e = handle.events().recv_timeout(wait).unwrap();
+        let needs_ack = matches!(e, ProductionEvent::NeedsAcknowledge { .. });
+        seen.push(e);
+        if needs_ack {
+            handle.acknowledge();
+        }
+        if matches!(seen.last(), Some(ProductionEvent::Pass(_))) {
+            break;
+        }
+    }
+    handle.stop();
+    let summary = handle.join().unwrap();
+    assert_eq!(
+        summary.tally,
+        Tally {
+            count: 2,
+            pass: 1,
+            fail: 1
+        }
+    );
+    assert!(wakeups.load(Ordering::SeqCst) >= seen.len());
 }

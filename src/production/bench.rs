@@ -45,7 +45,9 @@ pub trait Bench: Send {
         START.get_or_init(Instant::now).elapsed()
     }
 
-    /// Whether the operator asked to stop (checked between steps without waiting).
+    /// Whether the operator asked to stop (checked between steps without waiting). The line
+    /// also calls it just before it shows a failure: a bench may drop acknowledgements that
+    /// came before, so only one given after the failure was shown counts.
     fn stop_requested(&mut self) -> bool {
         false
     }
@@ -126,10 +128,8 @@ impl Bench for OperatorBench {
     }
 
     fn acknowledge(&mut self, _record: &BoardRecord) -> Signal {
-        // Acknowledgements sent before this failure was shown (a double click) do not count.
-        if self.stop_requested() {
-            return Signal::Stop;
-        }
+        // The line called `stop_requested` just before showing the failure, which dropped
+        // acknowledgements sent earlier (a double click on the last one).
         loop {
             if self.cancelled() {
                 return Signal::Stop;

@@ -19,6 +19,7 @@ pub mod log;
 pub mod presence;
 pub mod profile;
 pub mod run;
+pub mod thread;
 
 pub use bench::{Bench, OperatorBench, OperatorCommand, Signal, Waiting};
 pub use flash::{BoardJobReport, failing_address, flash_board};
@@ -29,3 +30,4 @@ pub use run::{
     LineOptions, LineSummary, ProductionEvent, ProductionReporter, StopReason, Tally, run_line,
     run_profile,
 };
+pub use thread::{LineHandle, spawn_line};

@@ -15,7 +15,7 @@ use super::presence::{Debounce, PresenceOptions, Probe, probe};
 use super::profile::PreparedLine;
 use crate::emulate::socket::SharedSocket;
 use crate::error::{Error, Result};
-use crate::job::{CancelToken, JobEvent, Reporter, sck};
+use crate::job::{CancelToken, JobEvent, Level, Reporter, sck};
 use crate::part::PartDb;
 use crate::programmer::Programmer;
 use crate::programmer::open::open;
@@ -175,14 +175,21 @@ pub fn run_line(
         let board = tally.count + 1;
         reporter.event(ProductionEvent::Waiting { board });
         slow_clock_for_probing(prog, line)?;
-        let (signature, calibration) =
-            match wait_for(prog, line, options, bench, &cancel, Waiting::Board)? {
-                Some(Probe::Present {
-                    signature,
-                    calibration,
-                }) => (signature, calibration),
-                _ => return stop(tally, stopped_by(&cancel)),
-            };
+        let (signature, calibration) = match wait_for(
+            prog,
+            line,
+            options,
+            bench,
+            reporter,
+            &cancel,
+            Waiting::Board,
+        )? {
+            Some(Probe::Present {
+                signature,
+                calibration,
+            }) => (signature, calibration),
+            _ => return stop(tally, stopped_by(&cancel)),
+        };
         reporter.event(ProductionEvent::BoardFound {
             board,
             signature,
@@ -190,7 +197,9 @@ pub fn run_line(
         });
         let started = bench.now();
         let outcome = if signature == line.part.signature {
-            flash_board(prog, line, &mut JobEvents(reporter), cancel.clone()).map(|_| ())
+            flash_board(prog, line, &mut JobEvents(reporter), cancel.clone())
+                .map(|_| ())
+                .map_err(|e| explain_lost_board(prog, line, e))
         } else {
             Err(wrong_mcu(line, signature))
         };
@@ -205,6 +214,8 @@ pub fn run_line(
             log.append(&record)?;
         }
         let failed = record.result == BoardResult::Fail;
+        // Before the failure is shown: drops stale acknowledgements, notes a stop request.
+        let stop_asked = failed && bench.stop_requested();
         reporter.event(if failed {
             ProductionEvent::Fail(record.clone())
         } else {
@@ -218,6 +229,9 @@ pub fn run_line(
             return stop(tally, StopReason::BoardLimit);
         }
         if failed {
+            if stop_asked {
+                return stop(tally, stopped_by(&cancel));
+            }
             reporter.event(ProductionEvent::NeedsAcknowledge { board });
             if bench.acknowledge(&record) == Signal::Stop {
                 return stop(tally, stopped_by(&cancel));
@@ -225,7 +239,15 @@ pub fn run_line(
             reporter.event(ProductionEvent::Acknowledged { board });
         }
         reporter.event(ProductionEvent::WaitingForRemoval { board });
-        match wait_for(prog, line, options, bench, &cancel, Waiting::Removal)? {
+        match wait_for(
+            prog,
+            line,
+            options,
+            bench,
+            reporter,
+            &cancel,
+            Waiting::Removal,
+        )? {
             Some(Probe::Absent) => reporter.event(ProductionEvent::Removed { board }),
             _ => return stop(tally, stopped_by(&cancel)),
         }
@@ -240,6 +262,9 @@ fn stopped_by(cancel: &CancelToken) -> StopReason {
     }
 }
 
+/// Unconfirmed sightings of a chip before the operator is told.
+const UNSTABLE_WARNING_AFTER: u32 = 4;
+
 /// The flash job raises the ISP clock for the chip it just set up; the next board may be
 /// factory-fresh (1 MHz), so probing starts slow again.
 fn slow_clock_for_probing(prog: &mut dyn Programmer, line: &PreparedLine) -> Result<()> {
@@ -253,17 +278,24 @@ fn slow_clock_for_probing(prog: &mut dyn Programmer, line: &PreparedLine) -> Res
 }
 
 /// Probes until `what` is confirmed. `None` when the operator stopped or cancel was asked.
+/// A chip that answers but never reads the same signature twice, and programmer errors, are
+/// reported as warnings so the operator is not left looking at a silent screen.
 fn wait_for(
     prog: &mut dyn Programmer,
     line: &PreparedLine,
     options: &LineOptions,
     bench: &mut dyn Bench,
+    reporter: &mut dyn ProductionReporter,
     cancel: &CancelToken,
     what: Waiting,
 ) -> Result<Option<Probe>> {
     let presence = &options.presence;
     let mut debounce = Debounce::new();
     let mut errors = 0u32;
+    let mut unstable = 0u32;
+    let mut warn = |text: String| {
+        reporter.event(ProductionEvent::Job(JobEvent::Log(Level::Warn, text)));
+    };
     loop {
         if cancel.is_cancelled() || bench.stop_requested() {
             return Ok(None);
@@ -272,6 +304,17 @@ fn wait_for(
             Ok(seen) => {
                 errors = 0;
                 let streak = debounce.feed(seen);
+                if let Probe::Present { signature, .. } = seen
+                    && streak == 1
+                {
+                    unstable += 1;
+                    if unstable == UNSTABLE_WARNING_AFTER {
+                        warn(format!(
+                            "a chip answers but its signature does not read the same twice (last {}): check the fixture's contacts, or set a slower \"sck_hz\" in the profile",
+                            hex_bytes(&signature)
+                        ));
+                    }
+                }
                 let wanted = matches!(
                     (what, seen),
                     (Waiting::Board, Probe::Present { .. }) | (Waiting::Removal, Probe::Absent)
@@ -290,6 +333,7 @@ fn wait_for(
                 if errors >= presence.max_probe_errors.max(1) {
                     return Err(e);
                 }
+                warn(format!("probe failed ({e}); trying again"));
                 debounce.reset();
                 presence.poll_interval
             }
@@ -297,6 +341,23 @@ fn wait_for(
         if bench.pause(pause, what) == Signal::Stop {
             return Ok(None);
         }
+    }
+}
+
+/// After a failed job, one probe tells a bad board from a board that is no longer there
+/// (pulled out mid-write, or lost contact): the error then says so.
+fn explain_lost_board(prog: &mut dyn Programmer, line: &PreparedLine, error: Error) -> Error {
+    if matches!(error, Error::Cancelled) {
+        return error;
+    }
+    match probe(prog, &line.part) {
+        Ok(Probe::Absent) => Error::Interrupted {
+            during: "flashing the board".into(),
+            state: "the board stopped answering (taken out of the fixture, or lost contact): its flash is incomplete".into(),
+            source: Box::new(error),
+            hint: "put the board back and run it again; if this repeats, check the fixture's contacts and power".into(),
+        },
+        _ => error,
     }
 }
 

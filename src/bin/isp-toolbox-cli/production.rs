@@ -58,7 +58,16 @@ pub fn execute(args: &ProductionArgs) -> Result<()> {
         profile.port = port.clone();
     }
     if let Some(log) = &args.log {
-        profile.log = Some(log.clone());
+        // A path typed on the command line is relative to where the command runs, not to the
+        // profile's folder.
+        let log = if log.is_relative() {
+            std::env::current_dir()
+                .map_err(|e| Error::file("cannot resolve", log, e))?
+                .join(log)
+        } else {
+            log.clone()
+        };
+        profile.log = Some(log);
         profile.log_format = None;
     }
     let line = profile.prepare()?;
@@ -116,9 +125,21 @@ fn print_header(line: &PreparedLine) {
         "Production line '{}': {} on {} ({})",
         line.name, line.part.name, spec.driver, spec.port
     );
+    let segments: Vec<String> = line
+        .image
+        .segments()
+        .iter()
+        .map(|seg| {
+            format!(
+                "0x{:04X}-0x{:04X}",
+                seg.start,
+                u64::from(seg.start) + seg.data.len() as u64 - 1
+            )
+        })
+        .collect();
     println!(
         "  image {} ({} bytes){}",
-        line.image.range_string(),
+        segments.join(", "),
         line.image.data_len(),
         line.eeprom
             .as_ref()
