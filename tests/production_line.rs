@@ -621,7 +621,9 @@ fn a_spawned_line_is_driven_through_its_handle() {
     let handle = isp_toolbox::production::spawn_line(
         line,
         LineOptions::default(),
-        Some(parse_script("fail,good").unwrap()),
+        Some(isp_toolbox::production::EmulatedBoards::Script(
+            parse_script("fail,good").unwrap(),
+        )),
         move || {
             counter.fetch_add(1, Ordering::SeqCst);
         },

@@ -7,17 +7,16 @@
 //! an emulated fixture whose buttons stand in for the operator's hands.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, Sender, channel};
 
 use eframe::egui::{self, Color32, RichText};
 
 use crate::emulate::socket::{SharedSocket, Socket, lock};
 use crate::error::Error;
-use crate::job::{CancelToken, JobEvent, Stage};
+use crate::job::{JobEvent, Stage};
 use crate::production::emulated::{ScriptStep, board_chip, fault_address};
 use crate::production::{
-    BoardRecord, BoardResult, LineOptions, LineSummary, OperatorBench, OperatorCommand,
-    PreparedLine, ProductionEvent, Profile, StopReason, Tally, run_profile,
+    BoardRecord, BoardResult, EmulatedBoards, LineHandle, LineOptions, PreparedLine,
+    ProductionEvent, Profile, StopReason, Tally, spawn_line,
 };
 use crate::programmer::open::EMULATED_PORT;
 
@@ -60,19 +59,6 @@ pub enum LineStatus {
     },
 }
 
-/// A message from the line's thread.
-enum Message {
-    Event(ProductionEvent),
-    Done(Box<crate::Result<LineSummary>>),
-}
-
-/// A line in progress.
-struct LineRun {
-    rx: Receiver<Message>,
-    commands: Sender<OperatorCommand>,
-    cancel: CancelToken,
-}
-
 /// The profile the user opened, checked.
 struct Loaded {
     path: PathBuf,
@@ -94,7 +80,7 @@ pub struct ProductionWindow {
     /// Whether the window is shown.
     pub open: bool,
     loaded: Option<Loaded>,
-    run: Option<LineRun>,
+    run: Option<LineHandle>,
     status: LineStatus,
     tally: Tally,
     recent: Vec<BoardRecord>,
@@ -184,40 +170,13 @@ impl ProductionWindow {
         // A new run starts with an empty fixture: boards go in with the buttons.
         self.fixture = emulated.then(|| Socket::default().shared());
         self.boards_put_in = 0;
-        let board = self.fixture.clone();
-        let (tx, rx) = channel();
-        let (commands, operator) = channel();
-        let cancel = CancelToken::new();
-        let mut bench = OperatorBench::new(operator).with_cancel(cancel.clone());
-        let line_cancel = cancel.clone();
+        let hands = self.fixture.clone().map(EmulatedBoards::Hands);
         let repaint = ctx.clone();
-        let spawned = std::thread::Builder::new()
-            .name("production-line".into())
-            .spawn(move || {
-                let events = tx.clone();
-                let wake = repaint.clone();
-                let mut reporter = move |event: ProductionEvent| {
-                    let _ = events.send(Message::Event(event));
-                    wake.request_repaint();
-                };
-                let result = run_profile(
-                    &line,
-                    &LineOptions::default(),
-                    &mut bench,
-                    &mut reporter,
-                    line_cancel,
-                    board,
-                );
-                let _ = tx.send(Message::Done(Box::new(result)));
-                repaint.request_repaint();
-            });
-        match spawned {
-            Ok(_) => {
-                self.run = Some(LineRun {
-                    rx,
-                    commands,
-                    cancel,
-                });
+        match spawn_line(line, LineOptions::default(), hands, move || {
+            repaint.request_repaint()
+        }) {
+            Ok(handle) => {
+                self.run = Some(handle);
                 self.tally = Tally::default();
                 self.recent.clear();
                 self.stopped = None;
@@ -226,7 +185,7 @@ impl ProductionWindow {
             Err(e) => {
                 self.stopped = Some(LineNews {
                     failed: true,
-                    text: format!("cannot start the production line's thread: {e}"),
+                    text: with_hint(&e),
                 })
             }
         }
@@ -235,7 +194,7 @@ impl ProductionWindow {
     /// The operator has seen the FAIL: the line may wait for the board to come out.
     pub fn acknowledge(&mut self) {
         if let Some(run) = &self.run {
-            let _ = run.commands.send(OperatorCommand::Acknowledge);
+            run.acknowledge();
         }
     }
 
@@ -243,8 +202,7 @@ impl ProductionWindow {
     /// page).
     pub fn stop(&mut self) {
         if let Some(run) = &self.run {
-            let _ = run.commands.send(OperatorCommand::Stop);
-            run.cancel.cancel();
+            run.stop();
         }
     }
 
@@ -282,21 +240,20 @@ impl ProductionWindow {
         let Some(run) = &self.run else {
             return Vec::new();
         };
-        let messages: Vec<Message> = run.rx.try_iter().collect();
+        // Whether the thread had ended before the drain: then every event is in it.
+        let ended = run.is_finished();
         let mut news = Vec::new();
-        let mut finished = None;
-        for message in messages {
-            match message {
-                Message::Event(event) => {
-                    if let Some(item) = self.apply(event) {
-                        news.push(item);
-                    }
-                }
-                Message::Done(result) => finished = Some(*result),
+        for event in run.drain() {
+            if let Some(item) = self.apply(event) {
+                news.push(item);
             }
         }
+        let finished = if ended {
+            self.run.take().map(LineHandle::join)
+        } else {
+            None
+        };
         if let Some(result) = finished {
-            self.run = None;
             let t = self.tally;
             let item = match result {
                 Ok(summary) => LineNews {

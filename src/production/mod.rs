@@ -30,4 +30,4 @@ pub use run::{
     LineOptions, LineSummary, ProductionEvent, ProductionReporter, StopReason, Tally, run_line,
     run_profile,
 };
-pub use thread::{LineHandle, spawn_line};
+pub use thread::{EmulatedBoards, LineHandle, spawn_line};

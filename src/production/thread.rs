@@ -8,7 +8,7 @@ use super::bench::{OperatorBench, OperatorCommand};
 use super::emulated::{ScriptStep, ScriptedBench};
 use super::profile::PreparedLine;
 use super::run::{LineOptions, LineSummary, ProductionEvent, run_profile};
-use crate::emulate::socket::Socket;
+use crate::emulate::socket::{SharedSocket, Socket};
 use crate::error::{Error, Result};
 use crate::job::CancelToken;
 
@@ -20,13 +20,23 @@ pub struct LineHandle {
     thread: Option<JoinHandle<Result<LineSummary>>>,
 }
 
+/// Who puts boards in the emulated fixture of a line on port `emulated`.
+#[derive(Debug, Clone)]
+pub enum EmulatedBoards {
+    /// A script plays the operator's hands (see [`super::emulated`]).
+    Script(Vec<ScriptStep>),
+    /// The caller does, through this socket (the app's fixture buttons); pauses between
+    /// probes are real time.
+    Hands(SharedSocket),
+}
+
 /// Starts `line` on a new thread. `notify` is called after every event is queued (the app
-/// passes `ctx.request_repaint`). On port `emulated`, `script` says which boards arrive (see
-/// [`super::emulated`]); elsewhere it is ignored.
+/// passes `ctx.request_repaint`). On port `emulated`, `emulated` says who puts boards in (a
+/// single fresh board when `None`); elsewhere it is ignored.
 pub fn spawn_line(
     line: PreparedLine,
     options: LineOptions,
-    script: Option<Vec<ScriptStep>>,
+    emulated: Option<EmulatedBoards>,
     notify: impl Fn() + Send + 'static,
 ) -> Result<LineHandle> {
     let (commands, command_rx) = mpsc::channel();
@@ -41,28 +51,37 @@ pub fn spawn_line(
                 notify();
             };
             let operator = OperatorBench::new(command_rx).with_cancel(thread_cancel.clone());
-            if line.programmer.is_emulated() {
-                let socket = Socket::default().shared();
-                let steps = script.unwrap_or_else(|| vec![ScriptStep::Fresh]);
-                let mut bench = ScriptedBench::new(socket.clone(), &line, steps, operator);
-                run_profile(
-                    &line,
-                    &options,
-                    &mut bench,
-                    &mut reporter,
-                    thread_cancel,
-                    Some(socket),
-                )
-            } else {
-                let mut bench = operator;
-                run_profile(
-                    &line,
-                    &options,
-                    &mut bench,
-                    &mut reporter,
-                    thread_cancel,
-                    None,
-                )
+            let emulated = line.programmer.is_emulated().then(|| {
+                emulated.unwrap_or_else(|| EmulatedBoards::Script(vec![ScriptStep::Fresh]))
+            });
+            let mut bench = operator;
+            match emulated {
+                Some(EmulatedBoards::Script(steps)) => {
+                    let socket = Socket::default().shared();
+                    let mut scripted = ScriptedBench::new(socket.clone(), &line, steps, bench);
+                    run_profile(
+                        &line,
+                        &options,
+                        &mut scripted,
+                        &mut reporter,
+                        thread_cancel,
+                        Some(socket),
+                    )
+                }
+                hands => {
+                    let socket = match hands {
+                        Some(EmulatedBoards::Hands(socket)) => Some(socket),
+                        _ => None,
+                    };
+                    run_profile(
+                        &line,
+                        &options,
+                        &mut bench,
+                        &mut reporter,
+                        thread_cancel,
+                        socket,
+                    )
+                }
             }
         })
         .map_err(|e| Error::invalid(format!("cannot start the production line thread: {e}")))?;
