@@ -208,3 +208,18 @@ fn a_profile_that_cannot_be_used_keeps_start_disabled() {
     assert!(h.query_by_label("Put in a fresh chip").is_none());
     assert!(h.state_mut().production.put_in(&ScriptStep::Fresh).is_err());
 }
+
+#[test]
+fn a_profile_named_on_the_command_line_opens_the_production_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = profile_file(dir.path());
+    let mut options = isp_toolbox::gui::AppOptions::for_tests(promicro_settings());
+    options.open_files = vec![profile];
+    let mut h = Harness::builder()
+        .with_size([1280.0, 900.0])
+        .build_ui_state(|ui, app: &mut App| app.ui(ui), App::new(options));
+    h.run_steps(3);
+    assert!(h.state().production.open);
+    assert!(!is_disabled(&h, "Start line"));
+    h.get_by_label("Test line");
+}

@@ -48,6 +48,9 @@ pub struct AppOptions {
     pub backup_dir: Option<PathBuf>,
     /// A note from loading the settings, shown in the log.
     pub startup_note: Option<String>,
+    /// Files named on the command line (or by the desktop's "Open with"): a .json is opened
+    /// as a production profile, anything else as the bootloader file.
+    pub open_files: Vec<PathBuf>,
 }
 
 impl AppOptions {
@@ -65,6 +68,7 @@ impl AppOptions {
             native_dialogs: true,
             backup_dir: BackupOptions::default_location().dir,
             startup_note,
+            open_files: std::env::args_os().skip(1).map(PathBuf::from).collect(),
         }
     }
 
@@ -77,6 +81,7 @@ impl AppOptions {
             native_dialogs: false,
             backup_dir: None,
             startup_note: None,
+            open_files: Vec::new(),
         }
     }
 }
@@ -248,6 +253,9 @@ impl App {
             Level::Info,
             "Pick the programmer, its port, the target MCU and the bootloader; wire as shown; then Flash bootloader.",
         );
+        for path in std::mem::take(&mut app.options.open_files) {
+            app.open_file(&path);
+        }
         app
     }
 
@@ -1019,6 +1027,20 @@ impl App {
                 Level::Info,
                 format!("Selected {programmer_id} on {port}: ready for Flash bootloader"),
             );
+        }
+    }
+
+    /// Opens a file from the command line: a .json production profile in the production
+    /// window, anything else as the bootloader file.
+    pub fn open_file(&mut self, path: &Path) {
+        let is_profile = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        if is_profile {
+            self.open_production();
+            self.production.load_profile(path);
+        } else {
+            self.load_hex(path);
         }
     }
 
