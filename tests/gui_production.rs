@@ -181,6 +181,9 @@ fn a_pass_a_fail_acknowledged_and_a_wrong_mcu_on_the_emulated_fixture() {
         ]
     );
     assert!(records[1].failing_address.is_some(), "{:?}", records[1]);
+    // Durations are the emulator's modeled time (what the real programmer would take), not
+    // the moment the in-process emulator needs.
+    assert!(records[0].duration_ms >= 1000, "{:?}", records[0]);
 }
 
 #[test]

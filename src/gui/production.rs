@@ -495,7 +495,12 @@ impl ProductionWindow {
             LineStatus::Idle => (
                 ui.visuals().weak_text_color(),
                 "Not running".to_string(),
-                "Open a profile and start the line".to_string(),
+                match &self.loaded {
+                    Some(Loaded { line: Ok(_), .. }) => {
+                        "Start the line, then put the first board in".to_string()
+                    }
+                    _ => "Open a profile and start the line".to_string(),
+                },
             ),
             LineStatus::WaitingForBoard { board } => (
                 BLUE,

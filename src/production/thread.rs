@@ -4,11 +4,14 @@
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::JoinHandle;
 
-use super::bench::{OperatorBench, OperatorCommand};
+use std::time::Duration;
+
+use super::bench::{Bench, OperatorBench, OperatorCommand, Signal, Waiting};
 use super::emulated::{ScriptStep, ScriptedBench};
+use super::log::BoardRecord;
 use super::profile::PreparedLine;
 use super::run::{LineOptions, LineSummary, ProductionEvent, run_profile};
-use crate::emulate::socket::{SharedSocket, Socket};
+use crate::emulate::socket::{SharedSocket, Socket, lock};
 use crate::error::{Error, Result};
 use crate::job::CancelToken;
 
@@ -68,20 +71,28 @@ pub fn spawn_line(
                         Some(socket),
                     )
                 }
-                hands => {
-                    let socket = match hands {
-                        Some(EmulatedBoards::Hands(socket)) => Some(socket),
-                        _ => None,
+                Some(EmulatedBoards::Hands(socket)) => {
+                    let mut hands = VirtualClockBench {
+                        socket: socket.clone(),
+                        inner: bench,
                     };
                     run_profile(
                         &line,
                         &options,
-                        &mut bench,
+                        &mut hands,
                         &mut reporter,
                         thread_cancel,
-                        socket,
+                        Some(socket),
                     )
                 }
+                None => run_profile(
+                    &line,
+                    &options,
+                    &mut bench,
+                    &mut reporter,
+                    thread_cancel,
+                    None,
+                ),
             }
         })
         .map_err(|e| Error::invalid(format!("cannot start the production line thread: {e}")))?;
@@ -91,6 +102,34 @@ pub fn spawn_line(
         cancel,
         thread: Some(thread),
     })
+}
+
+/// The operator at an emulated fixture they fill by hand (the app's buttons): pauses are real
+/// time and also pass on the socket, and durations are the socket's virtual time, what the
+/// real programmer and chip would take (the emulator itself runs much faster).
+struct VirtualClockBench {
+    socket: SharedSocket,
+    inner: OperatorBench,
+}
+
+impl Bench for VirtualClockBench {
+    fn pause(&mut self, duration: Duration, waiting: Waiting) -> Signal {
+        let signal = self.inner.pause(duration, waiting);
+        lock(&self.socket).advance(duration);
+        signal
+    }
+
+    fn acknowledge(&mut self, record: &BoardRecord) -> Signal {
+        self.inner.acknowledge(record)
+    }
+
+    fn now(&self) -> Duration {
+        Duration::from_nanos(lock(&self.socket).now_ns())
+    }
+
+    fn stop_requested(&mut self) -> bool {
+        self.inner.stop_requested()
+    }
 }
 
 impl LineHandle {
