@@ -135,7 +135,8 @@ fn desktop_entry_and_metainfo_agree() {
     assert_eq!(desktop.lines().next(), Some("[Desktop Entry]"));
     let get = |key: &str| entry.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
     assert_eq!(get("Type"), Some("Application"));
-    assert_eq!(get("Exec"), Some("isp-toolbox"));
+    // %f: a file from "Open with" (a .hex, or a production profile) is opened at start.
+    assert_eq!(get("Exec"), Some("isp-toolbox %f"));
     assert_eq!(get("Icon"), Some(APP_ID));
     assert_eq!(get("Terminal"), Some("false"));
     assert!(get("Categories").unwrap().ends_with(';'));
