@@ -10,6 +10,7 @@
 pub mod app;
 pub mod diagnostics;
 pub mod dialog;
+pub mod file_dialog;
 pub mod fuse_editor;
 pub mod hexfile;
 pub mod log;

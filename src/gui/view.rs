@@ -1,11 +1,13 @@
 //! Drawing the window: menu, pickers and actions on top, the bootloader/fuse column and the
 //! wiring diagram in the middle, progress and the log at the bottom.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use eframe::egui::{self, Color32, RichText};
 
 use super::app::App;
+use super::file_dialog;
 use super::hexfile::HexSlot;
 use super::wiring::wiring_panel;
 use crate::job::Level;
@@ -42,26 +44,36 @@ impl App {
         self.diagnostics.show(&ctx, &mut self.show_diagnostics);
         let native = self.native_dialogs();
         let ports = self.ports.clone();
+        let mut no_dialog = false;
         self.prepare.show(&ctx, &ports, &mut || {
             if !native {
                 return None;
             }
-            rfd::FileDialog::new()
-                .set_title("Choose the ISP firmware for the programmer board")
-                .add_filter("Intel HEX or binary", &["hex", "ihx", "bin"])
-                .add_filter("All files", &["*"])
-                .pick_file()
+            let chosen = file_dialog::run(|| {
+                rfd::FileDialog::new()
+                    .set_title("Choose the ISP firmware for the programmer board")
+                    .add_filter("Intel HEX or binary", &["hex", "ihx", "bin"])
+                    .add_filter("All files", &["*"])
+                    .pick_file()
+            });
+            chosen_or_note(chosen, &mut no_dialog)
         });
         self.production.show(&ctx, &mut || {
             if !native {
                 return None;
             }
-            rfd::FileDialog::new()
-                .set_title("Open a production profile")
-                .add_filter("Production profile", &["json"])
-                .add_filter("All files", &["*"])
-                .pick_file()
+            let chosen = file_dialog::run(|| {
+                rfd::FileDialog::new()
+                    .set_title("Open a production profile")
+                    .add_filter("Production profile", &["json"])
+                    .add_filter("All files", &["*"])
+                    .pick_file()
+            });
+            chosen_or_note(chosen, &mut no_dialog)
         });
+        if no_dialog {
+            self.note_no_dialog();
+        }
         self.about_window(&ctx);
         self.error_window(&ctx);
         if self.running.is_some() {
@@ -689,12 +701,14 @@ impl App {
         if !self.native_dialogs() {
             return;
         }
-        if let Some(path) = rfd::FileDialog::new()
-            .set_title("Choose the bootloader .hex")
-            .add_filter("Intel HEX", &["hex", "ihx"])
-            .add_filter("All files", &["*"])
-            .pick_file()
-        {
+        let chosen = file_dialog::run(|| {
+            rfd::FileDialog::new()
+                .set_title("Choose the bootloader .hex")
+                .add_filter("Intel HEX", &["hex", "ihx"])
+                .add_filter("All files", &["*"])
+                .pick_file()
+        });
+        if let Some(path) = self.chosen(chosen) {
             self.load_hex(&path);
         }
     }
@@ -707,13 +721,15 @@ impl App {
             "{}-flash-backup.hex",
             self.part().map_or("chip".to_string(), |p| p.id.clone())
         );
-        if let Some(path) = rfd::FileDialog::new()
-            .set_title("Save the flash backup")
-            .set_file_name(name)
-            .add_filter("Intel HEX", &["hex"])
-            .add_filter("Raw binary", &["bin"])
-            .save_file()
-        {
+        let chosen = file_dialog::run(|| {
+            rfd::FileDialog::new()
+                .set_title("Save the flash backup")
+                .set_file_name(name)
+                .add_filter("Intel HEX", &["hex"])
+                .add_filter("Raw binary", &["bin"])
+                .save_file()
+        });
+        if let Some(path) = self.chosen(chosen) {
             self.backup_flash_to(ctx, path);
         }
     }
@@ -722,21 +738,25 @@ impl App {
         if !self.native_dialogs() {
             return;
         }
-        let Some(firmware) = rfd::FileDialog::new()
-            .set_title("Choose the keyboard firmware .hex")
-            .add_filter("Intel HEX", &["hex"])
-            .pick_file()
-        else {
+        let chosen = file_dialog::run(|| {
+            rfd::FileDialog::new()
+                .set_title("Choose the keyboard firmware .hex")
+                .add_filter("Intel HEX", &["hex"])
+                .pick_file()
+        });
+        let Some(firmware) = self.chosen(chosen) else {
             return;
         };
         let stem = firmware
             .file_stem()
             .map_or("firmware".into(), |s| s.to_string_lossy().into_owned());
-        if let Some(out) = rfd::FileDialog::new()
-            .set_title("Save the production .hex")
-            .set_file_name(format!("{stem}_production.hex"))
-            .save_file()
-        {
+        let chosen = file_dialog::run(|| {
+            rfd::FileDialog::new()
+                .set_title("Save the production .hex")
+                .set_file_name(format!("{stem}_production.hex"))
+                .save_file()
+        });
+        if let Some(out) = self.chosen(chosen) {
             self.build_production_hex(&firmware, &out);
         }
     }
@@ -745,17 +765,47 @@ impl App {
         if !self.native_dialogs() {
             return;
         }
-        if let Some(path) = rfd::FileDialog::new()
-            .set_title("Save the log")
-            .set_file_name("isp-toolbox-log.txt")
-            .save_file()
-        {
+        let chosen = file_dialog::run(|| {
+            rfd::FileDialog::new()
+                .set_title("Save the log")
+                .set_file_name("isp-toolbox-log.txt")
+                .save_file()
+        });
+        if let Some(path) = self.chosen(chosen) {
             if let Err(e) = std::fs::write(&path, self.log.to_text()) {
                 self.error_popup = Some(format!("Cannot save the log to {}: {e}", path.display()));
             } else {
                 self.log
                     .push(Level::Info, format!("Log saved to {}", path.display()));
             }
+        }
+    }
+}
+
+impl App {
+    /// The path a dialog gave; notes in the log when no dialog could open.
+    fn chosen(&mut self, outcome: file_dialog::Outcome<PathBuf>) -> Option<PathBuf> {
+        let mut no_dialog = false;
+        let path = chosen_or_note(outcome, &mut no_dialog);
+        if no_dialog {
+            self.note_no_dialog();
+        }
+        path
+    }
+
+    fn note_no_dialog(&mut self) {
+        self.log.push(Level::Warn, file_dialog::UNAVAILABLE);
+    }
+}
+
+/// The path a dialog gave; sets `no_dialog` when none could open.
+fn chosen_or_note(outcome: file_dialog::Outcome<PathBuf>, no_dialog: &mut bool) -> Option<PathBuf> {
+    match outcome {
+        file_dialog::Outcome::Chosen(path) => Some(path),
+        file_dialog::Outcome::Cancelled => None,
+        file_dialog::Outcome::Unavailable => {
+            *no_dialog = true;
+            None
         }
     }
 }
