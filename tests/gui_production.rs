@@ -226,3 +226,53 @@ fn a_profile_named_on_the_command_line_opens_the_production_window() {
     assert!(!is_disabled(&h, "Start line"));
     h.get_by_label("Test line");
 }
+
+#[test]
+fn the_main_windows_setup_saved_as_a_profile_runs_on_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hex, _) = bootloader_file(dir.path());
+    let mut h = harness(promicro_settings());
+    h.run_steps(2);
+    let path = dir.path().join("m32u4-production.json");
+    // Without a .hex there is nothing to flash: the log says so and nothing is written.
+    h.state_mut().save_profile_from_selection(&path);
+    assert!(!path.exists());
+    assert!(
+        log_text(&h).contains("open the production .hex first"),
+        "{}",
+        log_text(&h)
+    );
+
+    h.state_mut().load_hex(&hex);
+    h.run_steps(2);
+    let fuses = h.state().fuse_values().clone();
+    h.state_mut().save_profile_from_selection(&path);
+    h.run_steps(3);
+    assert!(h.state().production.open);
+    assert!(
+        !is_disabled(&h, "Start line"),
+        "{:?}",
+        h.state().production.start_blocker()
+    );
+
+    // The file names the image relative to itself, so the folder can be shared.
+    let profile = isp_toolbox::production::Profile::load(&path).unwrap();
+    assert_eq!(profile.programmer, "avrisp");
+    assert_eq!(profile.port, "emulated");
+    assert_eq!(profile.mcu, "atmega32u4");
+    assert_eq!(profile.image.as_deref(), Some(Path::new("bootloader.hex")));
+    let saved = profile.fuses.expect("the editor's fuses");
+    assert_eq!(saved.lfuse, fuses.get(&FuseKind::Low).copied());
+    assert_eq!(saved.hfuse, fuses.get(&FuseKind::High).copied());
+
+    // And it flashes a board.
+    click(&mut h, "Start line");
+    step_until(&mut h, "waiting for board 1", |a| {
+        status(a) == LineStatus::WaitingForBoard { board: 1 }
+    });
+    click(&mut h, "Put in a fresh chip");
+    step_until(&mut h, "board 1 to pass", |a| result_of(a, 1).is_some());
+    assert_eq!(result_of(h.state(), 1).unwrap().0, BoardResult::Pass);
+    click(&mut h, "Stop line");
+    step_until(&mut h, "the line to stop", |a| !a.production.is_running());
+}

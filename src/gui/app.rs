@@ -28,6 +28,7 @@ use crate::job::runner::{JobKind, JobOutcome, JobRequest};
 use crate::job::safety::{Approval, FuseValues, normalize, review};
 use crate::job::{Level, Stage};
 use crate::part::{FuseKind, Part, PartDb, Risk};
+use crate::production::{FuseSettings, Profile};
 use crate::programmer::open::{EMULATED_PORT, ProgrammerSpec};
 use crate::worker::{JobFailure, JobId, Worker, WorkerEvent};
 use crate::{Error, Memory};
@@ -1041,6 +1042,62 @@ impl App {
             self.production.load_profile(path);
         } else {
             self.load_hex(path);
+        }
+    }
+
+    /// The main window's selections as a production profile: programmer, port, MCU, the
+    /// loaded .hex as the image, and the fuses the editor would write. `path` is where it will
+    /// be saved: the image is named relative to it when it lives in the same folder.
+    pub fn profile_from_selection(&self, path: &Path) -> Result<Profile, String> {
+        let programmer = self.programmer().ok_or("pick a programmer first")?;
+        let part = self.part().ok_or("pick the target MCU first")?;
+        let image = self.hex.path().ok_or(
+            "open the production .hex first (Build production hex joins firmware and bootloader)",
+        )?;
+        let folder = path.parent().unwrap_or(Path::new("."));
+        let mut profile = Profile::new(programmer.driver.id(), self.port(), &part.id);
+        profile.name = Some(match self.bootloader() {
+            Some(bl) => format!("{} with {}", part.name, bl.name),
+            None => part.name.clone(),
+        });
+        profile.image = Some(
+            image
+                .strip_prefix(folder)
+                .map_or_else(|_| image.to_path_buf(), Path::to_path_buf),
+        );
+        let fuses = self.fuse_values();
+        if !fuses.is_empty() {
+            profile.fuses = Some(FuseSettings {
+                lfuse: fuses.get(&FuseKind::Low).copied(),
+                hfuse: fuses.get(&FuseKind::High).copied(),
+                efuse: fuses.get(&FuseKind::Extended).copied(),
+                lock: fuses.get(&FuseKind::Lock).copied(),
+                ..FuseSettings::default()
+            });
+        }
+        profile.base_dir = folder.to_path_buf();
+        Ok(profile)
+    }
+
+    /// Saves the main window's selections as a production profile at `path` and opens it in
+    /// the production window; problems go to the log.
+    pub fn save_profile_from_selection(&mut self, path: &Path) {
+        let saved = self
+            .profile_from_selection(path)
+            .and_then(|profile| profile.save(path).map_err(|e| e.to_string()));
+        match saved {
+            Ok(()) => {
+                self.log.push(
+                    Level::Success,
+                    format!("Production profile saved to {}", path.display()),
+                );
+                self.open_production();
+                self.production.load_profile(path);
+            }
+            Err(e) => self.log.push(
+                Level::Error,
+                format!("Cannot save the production profile: {e}"),
+            ),
         }
     }
 

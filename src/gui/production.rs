@@ -88,6 +88,7 @@ pub struct ProductionWindow {
     fixture: Option<SharedSocket>,
     boards_put_in: u64,
     stopped: Option<LineNews>,
+    wants_profile_from_selection: bool,
 }
 
 impl Default for ProductionWindow {
@@ -102,6 +103,7 @@ impl Default for ProductionWindow {
             fixture: None,
             boards_put_in: 0,
             stopped: None,
+            wants_profile_from_selection: false,
         }
     }
 }
@@ -125,6 +127,12 @@ impl ProductionWindow {
     /// The emulated fixture, for a profile on port `emulated`.
     pub fn fixture(&self) -> Option<&SharedSocket> {
         self.fixture.as_ref()
+    }
+
+    /// Whether the user asked to save the main window's selections as a new profile (the app
+    /// answers: it owns the selections).
+    pub fn take_profile_from_selection_request(&mut self) -> bool {
+        std::mem::take(&mut self.wants_profile_from_selection)
     }
 
     /// Opens and checks a profile file (nothing is touched until Start).
@@ -409,6 +417,15 @@ impl ProductionWindow {
                 && let Some(path) = pick_file()
             {
                 self.load_profile(&path);
+            }
+            if ui
+                .button("New from main window…")
+                .on_hover_text(
+                    "Save the main window's programmer, port, MCU, .hex and fuses as a profile",
+                )
+                .clicked()
+            {
+                self.wants_profile_from_selection = true;
             }
             match &self.loaded {
                 None => {

@@ -74,6 +74,9 @@ impl App {
         if no_dialog {
             self.note_no_dialog();
         }
+        if self.production.take_profile_from_selection_request() {
+            self.pick_profile_path();
+        }
         self.about_window(&ctx);
         self.error_window(&ctx);
         if self.running.is_some() {
@@ -758,6 +761,26 @@ impl App {
         });
         if let Some(out) = self.chosen(chosen) {
             self.build_production_hex(&firmware, &out);
+        }
+    }
+
+    fn pick_profile_path(&mut self) {
+        if !self.native_dialogs() {
+            return;
+        }
+        let name = format!(
+            "{}-production.json",
+            self.part().map_or("board".to_string(), |p| p.id.clone())
+        );
+        let chosen = file_dialog::run(|| {
+            rfd::FileDialog::new()
+                .set_title("Save the production profile")
+                .set_file_name(name)
+                .add_filter("Production profile", &["json"])
+                .save_file()
+        });
+        if let Some(path) = self.chosen(chosen) {
+            self.save_profile_from_selection(&path);
         }
     }
 
