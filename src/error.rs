@@ -235,6 +235,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// The message with its hint in brackets, for one line of a window or a CLI argument
+    /// error: `unknown board 'x' (known names: promicro, teensy2)`.
+    pub fn with_hint(&self) -> String {
+        match self.hint() {
+            Some(hint) => format!("{self} ({hint})"),
+            None => self.to_string(),
+        }
+    }
+
     /// A short suggestion of what to do about this error, if there is one.
     pub fn hint(&self) -> Option<String> {
         match self {

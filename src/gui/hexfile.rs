@@ -53,10 +53,7 @@ impl HexSlot {
                     info,
                 }))
             }
-            Err(e) => {
-                let hint = e.hint().map(|h| format!(" ({h})")).unwrap_or_default();
-                HexSlot::Failed(path.to_path_buf(), format!("{e}{hint}"))
-            }
+            Err(e) => HexSlot::Failed(path.to_path_buf(), e.with_hint()),
         }
     }
 

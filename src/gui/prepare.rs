@@ -145,10 +145,7 @@ impl PrepareWindow {
                 let catalog = BootloaderCatalog::builtin().map_err(|e| e.to_string())?;
                 check_isp_firmware(self.board, &image, catalog)
                     .map(|check| (image, check))
-                    .map_err(|e| match e.hint() {
-                        Some(hint) => format!("{e} ({hint})"),
-                        None => e.to_string(),
-                    })
+                    .map_err(|e| e.with_hint())
             });
         self.file = Some(Picked {
             path: path.to_path_buf(),

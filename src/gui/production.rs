@@ -143,8 +143,8 @@ impl ProductionWindow {
         let profile = Profile::load(path);
         let line = profile
             .as_ref()
-            .map_err(with_hint)
-            .and_then(|p| p.prepare().map_err(|e| with_hint(&e)));
+            .map_err(Error::with_hint)
+            .and_then(|p| p.prepare().map_err(|e| e.with_hint()));
         self.loaded = Some(Loaded {
             path: path.to_path_buf(),
             profile: profile.ok(),
@@ -193,7 +193,7 @@ impl ProductionWindow {
             Err(e) => {
                 self.stopped = Some(LineNews {
                     failed: true,
-                    text: with_hint(&e),
+                    text: e.with_hint(),
                 })
             }
         }
@@ -282,7 +282,7 @@ impl ProductionWindow {
                     text: format!(
                         "Production line stopped on an error after {} boards: {}",
                         t.count,
-                        with_hint(&e)
+                        e.with_hint()
                     ),
                 },
             };
@@ -690,12 +690,4 @@ fn record_line(record: &BoardRecord) -> String {
         text.push_str(&format!(": {error}"));
     }
     text
-}
-
-/// An error with its hint, for a label.
-fn with_hint(e: &Error) -> String {
-    match e.hint() {
-        Some(hint) => format!("{e} ({hint})"),
-        None => e.to_string(),
-    }
 }

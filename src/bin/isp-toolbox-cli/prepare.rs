@@ -44,10 +44,7 @@ pub struct PrepareArgs {
 }
 
 fn parse_board(text: &str) -> std::result::Result<Board, String> {
-    Board::from_id(text).map_err(|e| match e.hint() {
-        Some(hint) => format!("{e} ({hint})"),
-        None => e.to_string(),
-    })
+    Board::from_id(text).map_err(|e| e.with_hint())
 }
 
 /// Runs `prepare`.
