@@ -47,6 +47,14 @@ fn emulated_app() -> Harness<'static, App> {
     h
 }
 
+/// The same, with Tools → Prepare programmer board open.
+fn with_prepare_open() -> Harness<'static, App> {
+    let mut h = emulated_app();
+    h.state_mut().open_prepare();
+    h.run_steps(2);
+    h
+}
+
 /// Steps the UI until the prepare run ends.
 fn run_prepare_to_the_end(h: &mut Harness<'static, App>) {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -110,9 +118,7 @@ fn prepare_a_pro_micro_and_find_it_selected() {
 fn prepare_a_teensy_through_halfkay() {
     let dir = tempfile::tempdir().unwrap();
     let file = isp_firmware_file(dir.path(), 0x1800);
-    let mut h = emulated_app();
-    h.state_mut().open_prepare();
-    h.run_steps(2);
+    let mut h = with_prepare_open();
     h.state_mut()
         .prepare
         .choose_board(isp_toolbox::bootload::Board::Teensy2);
@@ -136,9 +142,7 @@ fn a_file_too_big_for_the_board_keeps_start_disabled() {
     let dir = tempfile::tempdir().unwrap();
     // 30 KB runs into Caterina's boot section at 0x7000.
     let file = isp_firmware_file(dir.path(), 30 * 1024);
-    let mut h = emulated_app();
-    h.state_mut().open_prepare();
-    h.run_steps(2);
+    let mut h = with_prepare_open();
     h.state_mut().prepare.choose_file(&file);
     h.run_steps(2);
     assert!(is_disabled(&h, "Start"));
@@ -154,9 +158,7 @@ fn a_file_too_big_for_the_board_keeps_start_disabled() {
 #[test]
 fn a_missing_file_is_reported_in_the_window() {
     let dir = tempfile::tempdir().unwrap();
-    let mut h = emulated_app();
-    h.state_mut().open_prepare();
-    h.run_steps(2);
+    let mut h = with_prepare_open();
     h.state_mut()
         .prepare
         .choose_file(&dir.path().join("not-there.hex"));
@@ -173,9 +175,7 @@ fn a_missing_file_is_reported_in_the_window() {
 fn a_file_dropped_on_the_open_window_is_its_firmware() {
     let dir = tempfile::tempdir().unwrap();
     let file = isp_firmware_file(dir.path(), 0x2400);
-    let mut h = emulated_app();
-    h.state_mut().open_prepare();
-    h.run_steps(2);
+    let mut h = with_prepare_open();
     h.input_mut()
         .dropped_files
         .push(std::sync::Arc::new(DroppedPath(file.clone())));
