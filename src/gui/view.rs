@@ -43,9 +43,8 @@ impl App {
         self.erase_dialog(&ctx);
         self.diagnostics.show(&ctx, &mut self.show_diagnostics);
         let native = self.native_dialogs();
-        let ports = self.ports.clone();
         let mut no_dialog = false;
-        self.prepare.show(&ctx, &ports, &mut || {
+        self.prepare.show(&ctx, &self.ports, &mut || {
             if !native {
                 return None;
             }
