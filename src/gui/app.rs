@@ -25,7 +25,7 @@ use crate::hex::{MemoryImage, merge, read_image_file, write_image_file};
 use crate::job::backup::BackupOptions;
 use crate::job::bootloader::{BootloaderPlan, validate};
 use crate::job::runner::{JobKind, JobOutcome, JobRequest};
-use crate::job::safety::{Approval, FuseValues, normalize, review};
+use crate::job::safety::{Approval, FuseValues, fuse_list, normalize, review};
 use crate::job::{Level, Stage};
 use crate::part::{FuseKind, Part, PartDb, Risk};
 use crate::production::{FuseSettings, Profile};
@@ -1165,15 +1165,6 @@ impl App {
     pub(super) fn native_dialogs(&self) -> bool {
         self.options.native_dialogs
     }
-}
-
-/// `lfuse=0x5E hfuse=0x99 efuse=0xF3 lock=0x3F`
-fn fuse_list(values: &FuseValues) -> String {
-    values
-        .iter()
-        .map(|(k, v)| format!("{}=0x{v:02X}", k.avrdude_name()))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// An error with its hint, for the log.

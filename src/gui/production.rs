@@ -477,20 +477,11 @@ impl ProductionWindow {
                                 line.image.range_string()
                             ),
                         );
-                        let fuses = line
-                            .fuses
-                            .iter()
-                            .map(|(k, v)| format!("{}=0x{v:02X}", k.avrdude_name()))
-                            .chain(line.lock.map(|l| format!("lock=0x{l:02X}")))
-                            .collect::<Vec<_>>();
                         row(
                             ui,
                             "Fuses",
-                            if fuses.is_empty() {
-                                "left as they are".into()
-                            } else {
-                                fuses.join(" ")
-                            },
+                            line.fuse_text()
+                                .unwrap_or_else(|| "left as they are".into()),
                         );
                         row(ui, "Verify", if line.verify { "yes" } else { "no" }.into());
                         row(ui, "Run log", line.log_path.display().to_string());

@@ -15,6 +15,16 @@ use crate::part::{FuseKind, Part, Risk};
 /// Fuse and lock values by byte. A missing entry means "not read" or "leave alone".
 pub type FuseValues = BTreeMap<FuseKind, u8>;
 
+/// The values as avrdude names them, `lfuse=0x5E hfuse=0x99 efuse=0xF3 lock=0x3F` (empty when
+/// there are none).
+pub fn fuse_list(values: &FuseValues) -> String {
+    values
+        .iter()
+        .map(|(k, v)| format!("{}=0x{v:02X}", k.avrdude_name()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// One bitfield that a proposal changes.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct FieldChange {

@@ -13,7 +13,7 @@ use crate::catalog::{BootloaderCatalog, Driver};
 use crate::error::{Error, Memory, Result};
 use crate::hex::{MemoryImage, fits_boot_section, merge, read_image_file};
 use crate::job::memory::check_fits;
-use crate::job::safety::{Approval, FuseReview, FuseValues, normalize, review};
+use crate::job::safety::{Approval, FuseReview, FuseValues, fuse_list, normalize, review};
 use crate::part::{FuseKind, Part, PartDb, Risk};
 use crate::programmer::open::ProgrammerSpec;
 
@@ -166,6 +166,18 @@ pub struct PreparedLine {
     pub log_path: PathBuf,
     /// Its format.
     pub log_format: LogFormat,
+}
+
+impl PreparedLine {
+    /// Every byte the line writes, the lock byte included, as avrdude names them
+    /// (`lfuse=0xFF hfuse=0xD8 efuse=0xFB lock=0xEF`); `None` when fuses are left alone.
+    pub fn fuse_text(&self) -> Option<String> {
+        let mut all = self.fuses.clone();
+        if let Some(lock) = self.lock {
+            all.insert(FuseKind::Lock, lock);
+        }
+        (!all.is_empty()).then(|| fuse_list(&all))
+    }
 }
 
 impl Profile {

@@ -12,7 +12,7 @@ use isp_toolbox::hex::read_image_file;
 use isp_toolbox::job::backup::BackupOptions;
 use isp_toolbox::job::bootloader::{BootloaderPlan, validate};
 use isp_toolbox::job::runner::{JobKind, JobOutcome, JobRequest, run};
-use isp_toolbox::job::safety::{Approval, FuseValues, review};
+use isp_toolbox::job::safety::{Approval, FuseValues, fuse_list, review};
 use isp_toolbox::job::{CancelToken, JobEvent};
 use isp_toolbox::part::{FuseKind, Part, PartDb, Risk};
 use isp_toolbox::programmer::open::ProgrammerSpec;
@@ -733,14 +733,7 @@ fn print_outcome(part: &Part, outcome: &JobOutcome) {
 }
 
 fn print_fuses(values: &FuseValues) {
-    println!(
-        "{}",
-        values
-            .iter()
-            .map(|(k, v)| format!("{}=0x{v:02X}", k.avrdude_name()))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
+    println!("{}", fuse_list(values));
 }
 
 #[cfg(test)]

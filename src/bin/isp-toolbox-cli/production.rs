@@ -129,13 +129,7 @@ fn print_header(line: &PreparedLine) {
         .image
         .segments()
         .iter()
-        .map(|seg| {
-            format!(
-                "0x{:04X}-0x{:04X}",
-                seg.start,
-                u64::from(seg.start) + seg.data.len() as u64 - 1
-            )
-        })
+        .map(|seg| seg.range_string())
         .collect();
     println!(
         "  image {} ({} bytes){}",
@@ -146,21 +140,9 @@ fn print_header(line: &PreparedLine) {
             .map(|e: &MemoryImage| format!(", EEPROM {} bytes", e.data_len()))
             .unwrap_or_default()
     );
-    let mut fuses: Vec<String> = line
-        .fuses
-        .iter()
-        .map(|(k, v)| format!("{}=0x{v:02X}", k.avrdude_name()))
-        .collect();
-    if let Some(lock) = line.lock {
-        fuses.push(format!("lock=0x{lock:02X}"));
-    }
     println!(
         "  fuses {}; verify {}",
-        if fuses.is_empty() {
-            "left alone".to_string()
-        } else {
-            fuses.join(" ")
-        },
+        line.fuse_text().unwrap_or_else(|| "left alone".into()),
         if line.verify { "on" } else { "off" }
     );
     println!("  log {}", line.log_path.display());
