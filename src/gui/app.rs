@@ -1175,6 +1175,17 @@ fn error_text(e: &Error) -> String {
     }
 }
 
+/// The widest font atlas the app asks for, in pixels.
+const FONT_ATLAS_MAX_SIDE: usize = 2048;
+
+/// egui makes its font atlas as wide as the renderer's largest texture (16384 pixels under
+/// Mesa's software renderer), four bytes a pixel, kept in memory and again as the texture.
+/// The app's few hundred glyphs fit a 2048-pixel-wide atlas, which grows in height as needed.
+fn cap_font_atlas(raw_input: &mut egui::RawInput) {
+    let side = raw_input.max_texture_side.unwrap_or(FONT_ATLAS_MAX_SIDE);
+    raw_input.max_texture_side = Some(side.min(FONT_ATLAS_MAX_SIDE));
+}
+
 /// eframe's view of the app: forwards frames and saves settings on exit.
 pub struct EframeApp {
     app: App,
@@ -1203,6 +1214,10 @@ impl eframe::App for EframeApp {
             self.app.settings.window_size = size;
         }
         self.app.ui(ui);
+    }
+
+    fn raw_input_hook(&mut self, _ctx: &egui::Context, raw_input: &mut egui::RawInput) {
+        cap_font_atlas(raw_input);
     }
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
