@@ -989,7 +989,10 @@ impl App {
             }
             JobOutcome::Erased => "Chip erased".into(),
             JobOutcome::FusesWritten(report) => {
-                self.chip_fuses = Some(report.after.clone());
+                // The job read only the bytes it wrote; the others are as last read.
+                self.chip_fuses
+                    .get_or_insert_with(FuseValues::new)
+                    .extend(report.after.clone());
                 format!("Fuses written and verified: {}", fuse_list(&report.after))
             }
         };

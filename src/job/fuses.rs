@@ -4,13 +4,18 @@ use super::safety::{Approval, FuseReview, FuseValues, review};
 use super::{Ctx, Level, Stage};
 use crate::error::{Error, Result};
 use crate::part::{FuseKind, Part};
-use crate::programmer::Programmer;
+use crate::programmer::{Programmer, wait_ready};
 
 /// Reads every fuse byte the part has, and the lock byte.
 pub fn read_all(prog: &mut dyn Programmer, part: &Part) -> Result<FuseValues> {
-    part.fuse_bytes()
-        .map(|b| Ok((b.kind, prog.read_fuse(b.kind)?)))
-        .collect()
+    let kinds: Vec<FuseKind> = part.fuse_bytes().map(|b| b.kind).collect();
+    read_kinds(prog, &kinds)
+}
+
+/// Reads the given fuse bytes (in one round trip where the programmer can).
+pub fn read_kinds(prog: &mut dyn Programmer, kinds: &[FuseKind]) -> Result<FuseValues> {
+    let values = prog.read_fuses(kinds)?;
+    Ok(kinds.iter().copied().zip(values).collect())
 }
 
 /// What a fuse write did.
@@ -26,8 +31,8 @@ pub struct FuseWriteReport {
     pub written: Vec<FuseKind>,
 }
 
-/// Reads the current values (unless the caller read them in this session with nothing in
-/// between that could change them: `current`), reviews the proposal, checks the approval,
+/// Reads the current values of the proposed bytes (unless the caller read them in this
+/// session with nothing in between that could change them: `current`), reviews the proposal, checks the approval,
 /// writes what changed (lock byte last: LB1 locks the fuses), and reads each written byte back
 /// to verify it on its implemented bits. The values after are those read-backs plus the bytes
 /// that were already right (each byte is read exactly once after its write: no second pass).
@@ -47,7 +52,10 @@ pub fn write_fuses(
     ctx.stage(stage);
     let before = match current {
         Some(values) => values,
-        None => read_all(ctx.prog, ctx.part)?,
+        None => {
+            let kinds: Vec<FuseKind> = proposed.keys().copied().collect();
+            read_kinds(ctx.prog, &kinds)?
+        }
     };
     let review = review(ctx.part, &before, proposed)?;
     for line in review.describe().lines() {
@@ -106,7 +114,19 @@ pub fn verify_fuse(ctx: &mut Ctx<'_>, kind: FuseKind, wrote: u8) -> Result<u8> {
         .fuse(kind)
         .map(|b| b.mask)
         .ok_or_else(|| Error::invalid(format!("the {} has no {kind}", ctx.part.name)))?;
-    let read = ctx.prog.read_fuse(kind)?;
+    let mut read = ctx.prog.read_fuse(kind)?;
+    if read & mask != wrote & mask {
+        // The write was given the datasheet's time; a chip that needs longer is still busy and
+        // reads back something else. Wait for RDY/BSY and look again before calling it failed.
+        ctx.log(
+            Level::Debug,
+            format!(
+                "{kind} reads 0x{read:02X} for 0x{wrote:02X}; waiting for RDY/BSY and reading again"
+            ),
+        );
+        wait_ready(ctx.prog, ctx.part, ctx.part.timing.fuse_write_us)?;
+        read = ctx.prog.read_fuse(kind)?;
+    }
     if read & mask != wrote & mask {
         return Err(Error::FuseVerify {
             fuse: kind.avrdude_name(),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::bootloader::{BootloaderPlan, BootloaderReport, flash_bootloader};
 use super::detect::{DetectReport, check_signature, detect};
-use super::fuses::{FuseWriteReport, read_all, write_fuses};
+use super::fuses::{FuseWriteReport, read_all, read_kinds, write_fuses};
 use super::memory::{self, WriteReport};
 use super::safety::{Approval, FuseValues};
 use super::{CancelToken, Ctx, Level, Reporter, sck};
@@ -73,6 +73,16 @@ pub enum JobKind {
 }
 
 impl JobKind {
+    /// Whether the job reads or writes memory contents, where a faster ISP clock pays for
+    /// the round trips it takes to raise it. Fuse, lock, detect and erase jobs are a few
+    /// instructions each.
+    pub fn moves_memory(&self) -> bool {
+        !matches!(
+            self,
+            JobKind::Detect | JobKind::Erase | JobKind::ReadFuses | JobKind::WriteFuses { .. }
+        )
+    }
+
     /// A short name for logs and the busy message.
     pub fn name(&self) -> &'static str {
         match self {
@@ -170,7 +180,11 @@ pub fn run_on(
     // the signature check after raising the clock catches it and the clock stays lower.
     let crystal_hz = spec.crystal_hz.unwrap_or(DEFAULT_BOARD_CRYSTAL_HZ);
     ctx.session(|ctx| {
-        sck::negotiate(ctx, Some(crystal_hz), spec.sck_hz.is_some())?;
+        if request.kind.moves_memory() {
+            sck::negotiate(ctx, Some(crystal_hz), spec.sck_hz.is_some())?;
+        } else {
+            sck::settle(ctx)?;
+        }
         run_in_session(ctx, &request.kind)
     })
 }
@@ -262,7 +276,9 @@ fn run_in_session(ctx: &mut Ctx<'_>, kind: &JobKind) -> Result<JobOutcome> {
             let (fuses, lock): (FuseValues, FuseValues) =
                 values.iter().partition(|(k, _)| **k != FuseKind::Lock);
             // Review everything together (one confirmation), write fuses first, lock last.
-            let current = read_all(ctx.prog, ctx.part)?;
+            // Only the bytes being written need reading: the review compares those.
+            let kinds: Vec<FuseKind> = values.keys().copied().collect();
+            let current = read_kinds(ctx.prog, &kinds)?;
             let review = super::safety::review(ctx.part, &current, values)?;
             review.authorize(approval)?;
             let authorized = Approval {

@@ -37,6 +37,23 @@ pub fn start(ctx: &mut Ctx<'_>, requested: Option<u32>) -> Result<Option<u32>> {
     Ok(Some(hz))
 }
 
+/// Inside a session, for a job that moves only a few bytes (fuses, detect, erase): finds a
+/// clock at which the signature reads plausibly, stepping down from the starting one, and
+/// stays there. Raising it would cost more than it saves: a reconnect on some programmers and
+/// the signature read again, against a few dozen SPI bits per instruction.
+pub fn settle(ctx: &mut Ctx<'_>) -> Result<()> {
+    if !can_set(ctx) {
+        return Ok(());
+    }
+    let (hz, sig) = plausible_clock(ctx)?;
+    ctx.fresh_signature = Some(sig);
+    ctx.info(format!(
+        "ISP clock {} (a short job: no need to raise it)",
+        format_hz(hz)
+    ));
+    Ok(())
+}
+
 /// Inside a session: finds a clock at which the signature reads as the part's, stepping down
 /// from the current one; then, unless the user fixed the clock, raises it as far as the fuses
 /// and the board's crystal allow and checks the signature again.
@@ -44,42 +61,7 @@ pub fn negotiate(ctx: &mut Ctx<'_>, crystal_hz: Option<u32>, fixed: bool) -> Res
     if !can_set(ctx) {
         return Ok(());
     }
-    let mut hz = ctx.prog.sck_hz().unwrap_or(START_SCK_HZ);
-    // Step down until the signature is plausible.
-    let mut sig;
-    loop {
-        sig = ctx.prog.read_signature()?;
-        if signature_plausible(ctx.part, sig) {
-            break;
-        }
-        let next = hz / 2;
-        let slower = if next < FLOOR_SCK_HZ {
-            None
-        } else {
-            // A programmer whose slowest clock is above `next` refuses it: that is the floor.
-            ctx.prog.set_sck(next).ok().filter(|&h| h < hz)
-        };
-        let Some(slower) = slower else {
-            return Err(Error::NoTarget {
-                detail: format!(
-                    "signature reads {} even at {}",
-                    hex_bytes(&sig),
-                    format_hz(hz)
-                ),
-                causes: super::detect::no_target_causes(ctx.prog.info().driver, Some(hz)),
-            });
-        };
-        ctx.log(
-            Level::Warn,
-            format!(
-                "Signature {} looks garbled at {}; slowing the ISP clock to {}",
-                hex_bytes(&sig),
-                format_hz(hz),
-                format_hz(slower)
-            ),
-        );
-        hz = slower;
-    }
+    let (mut hz, sig) = plausible_clock(ctx)?;
     // Every way out below leaves the clock at which `sig` was read.
     ctx.fresh_signature = Some(sig);
     if fixed {
@@ -123,6 +105,48 @@ pub fn negotiate(ctx: &mut Ctx<'_>, crystal_hz: Option<u32>, fixed: bool) -> Res
         if clock.divided_by_8 { ", CKDIV8" } else { "" }
     ));
     Ok(())
+}
+
+/// Reads the signature, halving the clock until it reads as a known part's. Returns the clock
+/// and the signature read at it.
+fn plausible_clock(ctx: &mut Ctx<'_>) -> Result<(u32, [u8; 3])> {
+    let mut hz = ctx.prog.sck_hz().unwrap_or(START_SCK_HZ);
+    // Step down until the signature is plausible.
+    let mut sig;
+    loop {
+        sig = ctx.prog.read_signature()?;
+        if signature_plausible(ctx.part, sig) {
+            break;
+        }
+        let next = hz / 2;
+        let slower = if next < FLOOR_SCK_HZ {
+            None
+        } else {
+            // A programmer whose slowest clock is above `next` refuses it: that is the floor.
+            ctx.prog.set_sck(next).ok().filter(|&h| h < hz)
+        };
+        let Some(slower) = slower else {
+            return Err(Error::NoTarget {
+                detail: format!(
+                    "signature reads {} even at {}",
+                    hex_bytes(&sig),
+                    format_hz(hz)
+                ),
+                causes: super::detect::no_target_causes(ctx.prog.info().driver, Some(hz)),
+            });
+        };
+        ctx.log(
+            Level::Warn,
+            format!(
+                "Signature {} looks garbled at {}; slowing the ISP clock to {}",
+                hex_bytes(&sig),
+                format_hz(hz),
+                format_hz(slower)
+            ),
+        );
+        hz = slower;
+    }
+    Ok((hz, sig))
 }
 
 /// Halves the clock after a corrupted read; false when already at the floor or not settable.

@@ -83,6 +83,10 @@ impl BootSection {
 }
 
 /// Worst-case delays in microseconds (avrdude.conf values, rounded up where datasheets disagree).
+/// One exception: fuse and lock writes on the 16U4/32U4 and AT90USB parts take the datasheet's
+/// self-timed write maximum (7766J Table 28-13, tWLRH: 3.7 typ., 4.5 ms max, "valid for Write
+/// Fuse bits and Write Lock bits"), not avrdude's 9 ms; the job reads each written byte back
+/// and polls RDY/BSY before it calls a mismatch a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timing {
     /// Flash page write.

@@ -126,11 +126,21 @@ pub trait Programmer: Send {
         Ok(self.command(isp::read_fuse(kind))?[3])
     }
 
-    /// Writes a fuse or the lock byte and waits until the write is done. The caller has already
+    /// Reads several fuse bytes, in order. Programmers that can carry several instructions in
+    /// one exchange (STK500v1 frames, the Bus Pirate's bulk SPI) do it in one round trip.
+    fn read_fuses(&mut self, kinds: &[FuseKind]) -> Result<Vec<u8>> {
+        kinds.iter().map(|&kind| self.read_fuse(kind)).collect()
+    }
+
+    /// Writes a fuse or the lock byte and waits the datasheet's write time
+    /// ([`fuse_write_time`]) without polling RDY/BSY: the caller reads the byte back to verify
+    /// it, and that read is the completion check (as avrdude's read-back polling); only a
+    /// mismatch is worth a poll ([`wait_ready`]) and a second read. The caller has already
     /// passed the value through the safety policy and set unimplemented bits to 1.
     fn write_fuse(&mut self, part: &Part, kind: FuseKind, value: u8) -> Result<()> {
         self.command(isp::write_fuse(kind, value))?;
-        wait_ready(self, part, part.timing.fuse_write_us)
+        self.wait(fuse_write_time(part));
+        Ok(())
     }
 
     /// Sets the ISP clock to at most `hz`; returns the clock actually chosen. It may be called
@@ -160,6 +170,13 @@ pub trait Programmer: Send {
     fn wait(&mut self, duration: Duration) {
         std::thread::sleep(duration);
     }
+}
+
+/// How long a fuse or lock write is given before the byte is read back: the datasheet's
+/// tWD_FUSE and 1/32 more for a slow on-chip oscillator.
+pub fn fuse_write_time(part: &Part) -> Duration {
+    let max = Duration::from_micros(u64::from(part.timing.fuse_write_us));
+    max + max / 32
 }
 
 /// Waits until the target has finished a write: polls RDY/BSY where the part has it (never

@@ -31,7 +31,8 @@ struct DatasheetRow {
 /// tWD values from the parts' own datasheets (facts sheet §1.5). The ATmega328P erase time is
 /// 9.0 ms in its datasheet (7810C/8271H); the 10.5 ms in the part database comes from the later
 /// 48PA/88PA/168PA sheet and is kept there as the drivers' safety margin. The 16U4/32U4 and
-/// AT90USB tables were not retrieved, so those parts use the part database's values.
+/// AT90USB tables were not retrieved, so those parts use the part database's values (for fuse
+/// writes, the datasheets' self-timed maximum tWLRH of 4.5 ms; see [`crate::part::Timing`]).
 const DATASHEET: &[DatasheetRow] = &[
     DatasheetRow {
         avrdude_id: "m328p",

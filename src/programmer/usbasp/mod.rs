@@ -496,7 +496,8 @@ impl<L: UsbLink> Programmer for UsbAsp<L> {
             )));
         }
         self.transmit_checked(isp::write_fuse(kind, value))?;
-        self.wait_done(part, part.timing.fuse_write_us, &format!("{kind} write"))
+        self.wait(super::fuse_write_time(part));
+        Ok(())
     }
 
     fn set_sck(&mut self, hz: u32) -> Result<u32> {

@@ -370,7 +370,8 @@ impl<L: UsbLink> Programmer for UsbTiny<L> {
             )));
         }
         self.spi_checked(isp::write_fuse(kind, value))?;
-        self.wait_done(part, part.timing.fuse_write_us, &format!("{kind} write"))
+        self.wait(super::fuse_write_time(part));
+        Ok(())
     }
 
     fn set_sck(&mut self, hz: u32) -> Result<u32> {
