@@ -3,8 +3,8 @@
 //! mid-page. Every operation either recovers or ends with an error that says what it was doing,
 //! within its timeout (3 s of wall time here), and never hangs or panics.
 //!
-//! Fault positions count bytes from the emulator's start: connecting sends 15 bytes and gets
-//! 22 back; entering programming mode sends 31 and gets 6 back.
+//! Fault positions count bytes from the emulator's start: connecting sends 13 bytes and gets
+//! 20 back; entering programming mode (with the signature) sends 49 and gets 15 back.
 
 mod avrisp_common;
 
@@ -23,11 +23,11 @@ use isp_toolbox::programmer::stk500v1::{Stk500v1Options, emulated_with};
 use isp_toolbox::{Error, Memory};
 
 /// Bytes the host sends while connecting, and then while entering programming mode.
-const CONNECT_OUT: u64 = 15;
-const ENTER_OUT: u64 = 31;
+const CONNECT_OUT: u64 = 13;
+const ENTER_OUT: u64 = 49;
 /// Bytes the programmer sends back for the same.
-const CONNECT_IN: u64 = 22;
-const ENTER_IN: u64 = 6;
+const CONNECT_IN: u64 = 20;
+const ENTER_IN: u64 = 15;
 
 /// A connected rig, in programming mode, with `faults` armed.
 fn faulty(faults: &str, chip: EmulatedChip) -> Rig {

@@ -38,7 +38,7 @@ use crate::emulate::serial::{EmulatorHandle, ServeOptions, spawn_in_process};
 use crate::emulate::socket::SharedSocket;
 use crate::error::{Error, Memory, Result};
 use crate::isp::{self, Instruction};
-use crate::part::Part;
+use crate::part::{FuseKind, Part};
 use crate::transport::{MemoryLink, SerialLink};
 use crate::util::hex_bytes;
 use wire::{Frame, Reply, Status, decode_reply, resp};
@@ -219,6 +219,8 @@ pub struct Stk500v1<L: SerialLink> {
     suspect: bool,
     /// Programming mode was entered and not left.
     in_progmode: bool,
+    /// The signature read in ENTER_PROGMODE's batch, until anything else is sent.
+    signature_at_enter: Option<[u8; 3]>,
     /// Bytes in the last batch sent: what a resync may have to flush.
     last_batch_len: usize,
 }
@@ -240,6 +242,7 @@ impl<L: SerialLink> Stk500v1<L> {
             here: None,
             suspect: false,
             in_progmode: false,
+            signature_at_enter: None,
             last_batch_len: 0,
         };
         driver.link.set_baud(driver.options.baud)?;
@@ -279,13 +282,32 @@ impl<L: SerialLink> Stk500v1<L> {
         Ok(())
     }
 
-    /// The first sync: one GET_SYNC whose answer is thrown away with any stale bytes (as
-    /// avrdude does), then GET_SYNC until `14 10`.
+    /// The first sync: stale bytes drained, then one GET_SYNC whose answer is drained with
+    /// anything else the board sends (as avrdude does). When the answer ends in `14 10`, the
+    /// sketch has taken both bytes as GET_SYNC and is idle (the stale output was drained
+    /// before), so it is in step and the drain stops there; otherwise (a sketch left inside a
+    /// frame takes them as data) GET_SYNC is repeated until it answers `14 10`.
     fn connect_sync(&mut self) -> Result<()> {
         self.link.drain(DRAIN_QUIET)?;
         self.link.write_all(&wire::get_sync().bytes)?;
-        self.link.drain(DRAIN_QUIET)?;
+        if self.drain_until_in_sync(DRAIN_QUIET)? {
+            return Ok(());
+        }
         self.sync_attempts(CONNECT_SYNC_ATTEMPTS, "connecting")
+    }
+
+    /// Reads until the bytes so far end with `14 10` (true) or the link has been quiet for
+    /// `quiet` (false).
+    fn drain_until_in_sync(&mut self, quiet: Duration) -> Result<bool> {
+        let mut tail = [0u8; 2];
+        let mut byte = [0u8; 1];
+        while self.link.read_some(&mut byte, quiet)? > 0 {
+            tail = [tail[1], byte[0]];
+            if tail == [resp::INSYNC, resp::OK] {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Resynchronises after trouble. The firmware may still be inside a frame, waiting for at
@@ -347,24 +369,22 @@ impl<L: SerialLink> Stk500v1<L> {
         self.link.drain(DRAIN_QUIET)
     }
 
-    /// Reads the sign-on and the hardware and software versions.
+    /// Reads the sign-on and the hardware and software versions, in one round trip.
     fn identify(&mut self) -> Result<()> {
-        let sign_on = self.transact(&|_| vec![wire::get_sign_on()])?;
-        let sign_on = sign_on.into_iter().next().unwrap_or_default();
+        let replies = self.transact(&|_| {
+            vec![
+                wire::get_sign_on(),
+                wire::get_parameter(wire::parm::HW_VER),
+                wire::get_parameter(wire::parm::SW_MAJOR),
+                wire::get_parameter(wire::parm::SW_MINOR),
+            ]
+        })?;
+        let byte = |i: usize| replies.get(i).and_then(|r| r.first()).copied().unwrap_or(0);
+        let sign_on = replies.first().cloned().unwrap_or_default();
         self.firmware.sign_on = String::from_utf8_lossy(&sign_on).into_owned();
-        let mut versions = [0u8; 3];
-        for (slot, parameter) in versions.iter_mut().zip([
-            wire::parm::HW_VER,
-            wire::parm::SW_MAJOR,
-            wire::parm::SW_MINOR,
-        ]) {
-            let reply = self.transact(&|_| vec![wire::get_parameter(parameter)])?;
-            *slot = first_byte(&reply);
-        }
-        let [hw, sw_major, sw_minor] = versions;
-        self.firmware.hw = hw;
-        self.firmware.sw_major = sw_major;
-        self.firmware.sw_minor = sw_minor;
+        self.firmware.hw = byte(1);
+        self.firmware.sw_major = byte(2);
+        self.firmware.sw_minor = byte(3);
         Ok(())
     }
 
@@ -379,6 +399,7 @@ impl<L: SerialLink> Stk500v1<L> {
         &mut self,
         build: &dyn Fn(&Self) -> Vec<Frame>,
     ) -> std::result::Result<Vec<Vec<u8>>, Trouble> {
+        self.signature_at_enter = None;
         let attempts = self.options.retries.saturating_add(1);
         let mut attempt = 1;
         if self.suspect {
@@ -698,19 +719,24 @@ impl<L: SerialLink> Programmer for Stk500v1<L> {
         }
     }
 
-    /// SET_DEVICE, SET_DEVICE_EXT and ENTER_PROGMODE in one round trip. ArduinoISP resets the
-    /// target and sends Programming Enable without checking the echo, so this succeeds with no
-    /// target too; the signature tells.
+    /// SET_DEVICE, SET_DEVICE_EXT, ENTER_PROGMODE and the signature (three UNIVERSAL reads,
+    /// which every STK500v1 firmware knows) in one round trip; the job's signature check takes
+    /// it from there. ArduinoISP resets the target and sends Programming Enable without
+    /// checking the echo, so this succeeds with no target too; the signature tells.
     fn enter(&mut self, part: &Part) -> Result<()> {
         let with_reset_disposition = self.firmware.takes_reset_disposition();
-        self.transact(&|_| {
-            vec![
+        let replies = self.transact(&|_| {
+            let mut frames = vec![
                 wire::set_device(part),
                 wire::set_device_ext(part, with_reset_disposition),
                 wire::enter_progmode(),
-            ]
+            ];
+            frames.extend((0..3).map(|i| wire::universal(isp::read_signature(i))));
+            frames
         })?;
         self.in_progmode = true;
+        let byte = |i: usize| replies.get(i).and_then(|r| r.first()).copied().unwrap_or(0);
+        self.signature_at_enter = Some([byte(3), byte(4), byte(5)]);
         Ok(())
     }
 
@@ -726,6 +752,20 @@ impl<L: SerialLink> Programmer for Stk500v1<L> {
     fn command(&mut self, cmd: Instruction) -> Result<Instruction> {
         let reply = self.transact(&|_| vec![wire::universal(cmd)])?;
         Ok([0, cmd[0], cmd[1], first_byte(&reply)])
+    }
+
+    /// One UNIVERSAL frame per byte, all in one round trip.
+    fn read_fuses(&mut self, kinds: &[FuseKind]) -> Result<Vec<u8>> {
+        let payloads = self.transact(&|_| {
+            kinds
+                .iter()
+                .map(|&k| wire::universal(isp::read_fuse(k)))
+                .collect()
+        })?;
+        Ok(payloads
+            .iter()
+            .map(|p| p.first().copied().unwrap_or(0))
+            .collect())
     }
 
     fn write_page(&mut self, part: &Part, mem: Memory, addr: u32, data: &[u8]) -> Result<()> {
@@ -750,6 +790,9 @@ impl<L: SerialLink> Programmer for Stk500v1<L> {
 
     /// READ_SIGN (one round trip); UNIVERSAL reads if the firmware does not know it.
     fn read_signature(&mut self) -> Result<[u8; 3]> {
+        if let Some(sig) = self.signature_at_enter.take() {
+            return Ok(sig);
+        }
         match self.try_transact(&|_| vec![wire::read_sign()]) {
             Ok(payloads) => {
                 let sig = payloads.into_iter().next().unwrap_or_default();

@@ -78,17 +78,24 @@ impl SerialLink for ScriptedLink {
 
 const OK: [u8; 2] = [0x14, 0x10];
 
-/// What ArduinoISP answers while the driver connects: the flushing sync, the real sync,
-/// sign-on, HW, SW major, SW minor.
-fn connect_script() -> Vec<Vec<u8>> {
-    vec![
-        OK.to_vec(),
-        OK.to_vec(),
-        b"\x14AVR ISP\x10".to_vec(),
-        vec![0x14, 2, 0x10],
-        vec![0x14, 1, 0x10],
-        vec![0x14, 18, 0x10],
+/// What ArduinoISP answers to the identify batch: sign-on, HW, SW major, SW minor.
+fn identify_reply() -> Vec<u8> {
+    [
+        &b"\x14AVR ISP\x10"[..],
+        &[0x14, 2, 0x10],
+        &[0x14, 1, 0x10],
+        &[0x14, 18, 0x10],
     ]
+    .concat()
+}
+
+/// The writes connecting takes: the flushing GET_SYNC and the identify batch.
+const CONNECT_WRITES: usize = 2;
+
+/// What ArduinoISP answers while the driver connects: the flushing sync (answered in step,
+/// so no second sync), then the identify batch.
+fn connect_script() -> Vec<Vec<u8>> {
+    vec![OK.to_vec(), identify_reply()]
 }
 
 fn driver(then: Vec<Vec<u8>>) -> Stk500v1<ScriptedLink> {
@@ -115,20 +122,52 @@ fn connects_and_identifies_arduinoisp() {
     assert!(!info.capabilities.set_sck);
     assert_eq!(d.sck_hz(), Some(125_000));
     let writes = &d.link().writes;
+    assert_eq!(writes.len(), 2);
     assert_eq!(writes[0], [0x30, 0x20]);
-    assert_eq!(writes[1], [0x30, 0x20]);
-    assert_eq!(writes[2], [0x31, 0x20]);
-    assert_eq!(writes[5], [0x41, 0x82, 0x20]);
+    // Sign-on and the three versions in one write.
+    assert_eq!(
+        writes[1],
+        [
+            0x31, 0x20, 0x41, 0x80, 0x20, 0x41, 0x81, 0x20, 0x41, 0x82, 0x20
+        ]
+    );
 }
 
 #[test]
-fn enter_sends_set_device_ext_and_progmode_in_one_write() {
-    let mut d = driver(vec![[OK, OK, OK].concat()]);
+fn syncs_again_when_the_flushing_sync_is_answered_out_of_step() {
+    // A sketch left inside a frame takes the first GET_SYNC as data and answers NOSYNC.
+    let script = vec![vec![0x15], OK.to_vec(), identify_reply()];
+    let options = Stk500v1Options {
+        timeout: Duration::from_millis(1),
+        ..Default::default()
+    };
+    let d = Stk500v1::new(ScriptedLink::new(script), options).unwrap();
+    let writes = &d.link().writes;
+    assert_eq!(writes[0], [0x30, 0x20]);
+    assert_eq!(writes[1], [0x30, 0x20]);
+    assert_eq!(writes[2][..2], [0x31, 0x20]);
+    assert_eq!(d.info().firmware, "ArduinoISP (AVR ISP), HW 2, SW 1.18");
+}
+
+#[test]
+fn enter_sends_set_device_ext_progmode_and_the_signature_in_one_write() {
+    let sig = [0x1E, 0x95, 0x0F];
+    let mut reply = [OK, OK, OK].concat();
+    for b in sig {
+        reply.extend([0x14, b, 0x10]);
+    }
+    let mut d = driver(vec![reply]);
     d.enter(part("m328p")).unwrap();
     let last = d.link().writes.last().unwrap().clone();
-    assert_eq!(last.len(), 22 + 7 + 2);
+    assert_eq!(last.len(), 22 + 7 + 2 + 3 * 6);
     assert_eq!(&last[22..29], &[0x45, 0x05, 0x04, 0xD7, 0xC2, 0x01, 0x20]);
-    assert_eq!(&last[29..], &[0x50, 0x20]);
+    assert_eq!(&last[29..31], &[0x50, 0x20]);
+    assert_eq!(&last[31..37], &[0x56, 0x30, 0x00, 0x00, 0x00, 0x20]);
+    let writes = d.link().writes.len();
+    // The signature read in that batch answers the next read without a round trip; a
+    // second read asks the programmer.
+    assert_eq!(d.read_signature().unwrap(), sig);
+    assert_eq!(d.link().writes.len(), writes);
 }
 
 #[test]
@@ -139,7 +178,7 @@ fn consecutive_flash_pages_need_no_load_address() {
     d.write_page(p, Memory::Flash, 0x100, &page).unwrap();
     d.write_page(p, Memory::Flash, 0x180, &page).unwrap();
     d.write_page(p, Memory::Flash, 0x400, &page).unwrap();
-    let writes = &d.link().writes[6..];
+    let writes = &d.link().writes[CONNECT_WRITES..];
     // Word 0x80, then PROG_PAGE; the next page follows on; a jump needs an address again.
     assert_eq!(&writes[0][..4], &[0x55, 0x80, 0x00, 0x20]);
     assert_eq!(&writes[0][4..8], &[0x64, 0x00, 0x80, b'F']);
@@ -174,7 +213,7 @@ fn reads_come_in_big_blocks_and_odd_edges_are_trimmed() {
     let mut buf = vec![0u8; 3000];
     d.read(p, Memory::Flash, 0, &mut buf).unwrap();
     assert!(buf.iter().all(|&b| b == 0xEE));
-    let writes = &d.link().writes[6..];
+    let writes = &d.link().writes[CONNECT_WRITES..];
     assert_eq!(writes.len(), 3);
     assert_eq!(&writes[1][..], &[0x74, 0x04, 0x00, b'F', 0x20]);
 }
@@ -216,7 +255,7 @@ fn eeprom_pages_go_through_universal_and_are_polled() {
     let pipelined: Vec<u8> = std::iter::repeat_n(ok_byte.clone(), 5).flatten().collect();
     let mut d = driver(vec![pipelined, ok_byte]);
     d.write_page(p, Memory::Eeprom, 4, &[1, 2, 3, 4]).unwrap();
-    let writes = &d.link().writes[6..];
+    let writes = &d.link().writes[CONNECT_WRITES..];
     assert_eq!(&writes[0][..6], &[0x56, 0xC1, 0x00, 0x04, 0x01, 0x20]);
     assert_eq!(&writes[0][24..30], &[0x56, 0xC2, 0x00, 0x04, 0x00, 0x20]);
     assert_eq!(&writes[1][..], &[0x56, 0xF0, 0x00, 0x00, 0x00, 0x20]);
@@ -235,7 +274,7 @@ fn nosync_resyncs_and_retries_without_an_elided_address() {
     ]);
     d.write_page(p, Memory::Flash, 0, &page).unwrap();
     d.write_page(p, Memory::Flash, 0x80, &page).unwrap();
-    let writes = &d.link().writes[6..];
+    let writes = &d.link().writes[CONNECT_WRITES..];
     assert_eq!(writes[1][0], 0x64, "the second page follows on");
     assert!(writes[2].iter().all(|&b| b == 0xFF), "NOSYNC: flush");
     assert_eq!(writes[2].len(), 133, "as long as the frame that failed");
@@ -265,7 +304,7 @@ fn the_isp_clock_is_fixed() {
     assert!(matches!(err, Error::Unsupported { .. }));
     assert!(err.to_string().contains("SET_PARAMETER"), "{err}");
     // Nothing was sent: SET_PARAMETER would desynchronise ArduinoISP.
-    assert_eq!(d.link().writes.len(), 6);
+    assert_eq!(d.link().writes.len(), CONNECT_WRITES);
 }
 
 #[test]
