@@ -423,8 +423,9 @@ fn no_target_is_reported_with_causes_after_the_retries() {
     assert!(causes.iter().any(|c| c.contains("CS pin")), "{causes:?}");
     assert!(!lock(&socket).reset_asserted(), "RESET left released");
     drop(bp);
-    // Tries pulse RESET: 4 Programming Enables went out.
-    assert_eq!(handle.stop().isp_instructions, 4);
+    // Tries pulse RESET: 4 Programming Enables went out, each with the three signature reads
+    // in its bulk transfer.
+    assert_eq!(handle.stop().isp_instructions, 4 * 4);
 }
 
 #[test]

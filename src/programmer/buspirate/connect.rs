@@ -44,7 +44,7 @@ impl<L: SerialLink> BusPirate<L> {
     pub(super) fn connect(&mut self) -> Result<()> {
         self.drain_old_output()?;
         self.reach_bitbang_mode()?;
-        self.enter_spi_mode()?;
+        self.enter_spi_mode_and_probe()?;
         self.configure()
     }
 
@@ -67,9 +67,9 @@ impl<L: SerialLink> BusPirate<L> {
         Ok(())
     }
 
-    /// Reads what arrives until it has been quiet for [`QUIET`], waiting at most `first` for
-    /// the first byte.
-    fn collect(&mut self, first: Duration) -> Result<Vec<u8>> {
+    /// Reads what arrives until it has been quiet for [`QUIET`] or `complete` holds for the
+    /// bytes so far, waiting at most `first` for the first byte.
+    fn collect(&mut self, first: Duration, complete: impl Fn(&[u8]) -> bool) -> Result<Vec<u8>> {
         let mut text = Vec::new();
         let mut buf = [0u8; 256];
         let mut wait = first;
@@ -79,6 +79,9 @@ impl<L: SerialLink> BusPirate<L> {
                 return Ok(text);
             }
             text.extend_from_slice(&buf[..n]);
+            if complete(&text) {
+                return Ok(text);
+            }
             wait = QUIET;
         }
     }
@@ -137,7 +140,9 @@ impl<L: SerialLink> BusPirate<L> {
                 break;
             }
             self.send(b"\n")?;
-            let reply = self.collect(PROBE_WAIT)?;
+            // A prompt is the terminal's last word (old output was drained first); anything
+            // else is read until it stops.
+            let reply = self.collect(PROBE_WAIT, protocol::is_prompt)?;
             let attempt = match protocol::classify_probe(&reply) {
                 ModeProbe::Binary => self.expect_version(
                     &[protocol::BBIO_RESET],
@@ -213,21 +218,39 @@ impl<L: SerialLink> BusPirate<L> {
         Ok(())
     }
 
-    /// Probes write-then-read, sets pins, speed and SPI mode 0, and probes the AVR extended
-    /// commands (one round trip for the last four).
-    fn configure(&mut self) -> Result<()> {
+    /// Bit-bang mode → binary SPI mode (`01` → `SPI1`) with the write-then-read probe
+    /// (`05 00 00 00 00`, answered `01` from firmware 5.10 on) in the same burst.
+    fn enter_spi_mode_and_probe(&mut self) -> Result<()> {
         self.features.write_then_read = false;
-        if self.options.write_then_read {
-            let probe = protocol::write_then_read_header(0);
-            let reply = self.exchange(&probe, 1, 0, "probing write-then-read (05 00 00 00 00)")?;
-            if reply[0] == protocol::ACK {
-                self.features.write_then_read = true;
-            } else {
-                // Before 5.10: `05` is unknown, and its four 0x00 took the firmware back to
-                // bit-bang mode (four BBIO1).
-                self.enter_spi_mode()?;
-            }
+        if !self.options.write_then_read {
+            return self.enter_spi_mode();
         }
+        let mut out = vec![protocol::ENTER_SPI];
+        out.extend(protocol::write_then_read_header(0));
+        self.send(&out)?;
+        let during = "entering binary SPI mode and probing write-then-read (01 05 00 00 00 00)";
+        let timeout = self.deadline(out.len(), 64, 0);
+        // Up to the byte after `SPI1`: the probe's answer.
+        let text = self.read_until(timeout, during, |t| {
+            protocol::find_version(t, b"SPI").is_some_and(|(end, _)| t.len() > end)
+        })?;
+        let Some((end, version)) = protocol::find_version(&text, b"SPI") else {
+            return Err(self.unexpected(during, &text));
+        };
+        self.versions.spi = version;
+        if text[end] == protocol::ACK {
+            self.features.write_then_read = true;
+            Ok(())
+        } else {
+            // Before 5.10: `05` is unknown, and its four 0x00 took the firmware back to
+            // bit-bang mode (four BBIO1).
+            self.enter_spi_mode()
+        }
+    }
+
+    /// Sets pins, speed and SPI mode 0, and probes the AVR extended commands (one round
+    /// trip).
+    fn configure(&mut self) -> Result<()> {
         let mut out = vec![
             self.peripherals(false),
             self.speed.command(),
@@ -259,15 +282,15 @@ impl<L: SerialLink> BusPirate<L> {
 
     /// Leaves binary mode for the terminal: `00` → `BBIO1` (pins to inputs, supplies off, the
     /// target runs), then `0F` → `01` and the reset banner up to the `HiZ>` prompt.
+    /// Both commands go in one burst: the firmware takes them in order.
     pub(super) fn exit_to_terminal(&mut self) -> Result<()> {
-        self.expect_version(
-            &[protocol::BBIO_RESET],
-            b"BBIO",
-            "leaving binary SPI mode (0x00 -> BBIO1)",
-        )?;
-        self.send(&[protocol::RESET_TO_TERMINAL])?;
-        let during = "resetting the Bus Pirate to its terminal (0x0F -> 01, banner, HiZ>)";
+        self.send(&[protocol::BBIO_RESET, protocol::RESET_TO_TERMINAL])?;
+        let during =
+            "leaving binary mode for the terminal (0x00 -> BBIO1, 0x0F -> 01, banner, HiZ>)";
         let text = self.read_until(RESET_WAIT, during, protocol::is_prompt)?;
-        protocol::expect_ack(text[0], during)
+        match protocol::find_version(&text, b"BBIO") {
+            Some((after, _)) if after < text.len() => protocol::expect_ack(text[after], during),
+            _ => Err(self.unexpected(during, &text[..text.len().min(32)])),
+        }
     }
 }

@@ -148,6 +148,8 @@ pub struct BusPirate<L: SerialLink> {
     powered_at: Option<Instant>,
     /// The target is programming until then.
     busy_until: Option<Instant>,
+    /// The signature read in Programming Enable's bulk transfer, until anything else is sent.
+    signature_at_enable: Option<[u8; 3]>,
     /// An exchange failed halfway: resynchronise before the next operation.
     desynced: bool,
     /// Back at the terminal.
@@ -181,6 +183,7 @@ impl<L: SerialLink> BusPirate<L> {
             in_session: false,
             powered_at: None,
             busy_until: None,
+            signature_at_enable: None,
             desynced: false,
             closed: false,
         };
@@ -251,6 +254,7 @@ impl<L: SerialLink> BusPirate<L> {
                 "buspirate: the Bus Pirate was already returned to its terminal",
             ));
         }
+        self.signature_at_enable = None;
         if self.desynced {
             self.resynchronise()?;
         }
@@ -278,36 +282,52 @@ impl<L: SerialLink> BusPirate<L> {
     }
 
     /// Asserts RESET, waits, and sends Programming Enable until the target echoes 0x53,
-    /// pulsing RESET between tries.
+    /// pulsing RESET between tries. A target the Bus Pirate has just powered comes up with
+    /// RESET already low (the datasheet's power-up sequence), so the two waits overlap.
     fn program_enable(&mut self) -> Result<()> {
+        self.program_enable_after(&[])
+    }
+
+    /// [`BusPirate::program_enable`] with `lead` commands (each answered 0x01) sent in the
+    /// same burst as the first RESET assertion, saving their round trip.
+    fn program_enable_after(&mut self, lead: &[u8]) -> Result<()> {
         self.in_session = false;
-        if let Some(on) = self.powered_at {
-            let ready = on + POWER_UP_SETTLE;
-            let now = Instant::now();
-            if ready > now {
-                std::thread::sleep(ready - now);
-            }
-        }
         let tries = self.options.enter_tries.max(1);
         let mut last = [0u8; 4];
         for attempt in 0..tries {
             let mut reset = Vec::new();
-            if attempt > 0 {
+            if attempt == 0 {
+                reset.extend_from_slice(lead);
+            } else {
                 reset.push(self.peripherals(false));
             }
             reset.push(self.peripherals(true));
             self.send(&reset)?;
-            std::thread::sleep(RESET_SETTLE);
-            let frames = protocol::bulk_frames(&[isp::programming_enable()]);
+            let mut ready = Instant::now() + RESET_SETTLE;
+            if let Some(on) = self.powered_at {
+                ready = ready.max(on + POWER_UP_SETTLE);
+            }
+            std::thread::sleep(ready.saturating_duration_since(Instant::now()));
+            // Where the firmware keeps up with a 16-byte bulk transfer, the signature rides in
+            // it: the job reads it next, and after a failed enable its bytes are dropped.
+            let mut cmds = vec![isp::programming_enable()];
+            if self.firmware_keeps_up() {
+                cmds.extend((0..3).map(isp::read_signature));
+            }
+            let frames = protocol::bulk_frames(&cmds);
             let during = "entering programming mode (RESET low, Programming Enable)";
-            let reply = self.exchange(&frames, reset.len() + 5, 4, during)?;
+            let reply_len = protocol::bulk_reply_len(cmds.len());
+            let reply = self.exchange(&frames, reset.len() + reply_len, 4 * cmds.len(), during)?;
             protocol::expect_acks(&reply[..reset.len()], during)?;
-            let response = protocol::decode_bulk_reply(&reply[reset.len()..], 1)?[0];
-            if isp::in_sync(response) {
+            let responses = protocol::decode_bulk_reply(&reply[reset.len()..], cmds.len())?;
+            if isp::in_sync(responses[0]) {
                 self.in_session = true;
+                if let [_, a, b, c] = responses[..] {
+                    self.signature_at_enable = Some([a[3], b[3], c[3]]);
+                }
                 return Ok(());
             }
-            last = response;
+            last = responses[0];
         }
         // Leave the target running rather than held in reset.
         let release = [self.peripherals(false)];
@@ -426,10 +446,21 @@ impl<L: SerialLink> Programmer for BusPirate<L> {
     }
 
     fn read_signature(&mut self) -> Result<[u8; 3]> {
+        if let Some(sig) = self.signature_at_enable.take() {
+            return Ok(sig);
+        }
         self.guarded(|bp| {
             let cmds = [0, 1, 2].map(isp::read_signature);
             let r = bp.instructions(&cmds, "reading the signature")?;
             Ok([r[0][3], r[1][3], r[2][3]])
+        })
+    }
+
+    fn read_fuses(&mut self, kinds: &[FuseKind]) -> Result<Vec<u8>> {
+        self.guarded(|bp| {
+            let cmds: Vec<Instruction> = kinds.iter().map(|&k| isp::read_fuse(k)).collect();
+            let replies = bp.instructions(&cmds, "reading the fuses")?;
+            Ok(replies.iter().map(|r| r[3]).collect())
         })
     }
 
@@ -451,6 +482,18 @@ impl<L: SerialLink> Programmer for BusPirate<L> {
         }
         self.guarded(|bp| {
             bp.settle(1);
+            // spiSetup() drives CS high: with RESET on CS the target leaves programming mode,
+            // so the speed command leads the burst that enters it again.
+            if bp.in_session && bp.options.reset.cs {
+                let before = bp.speed;
+                bp.speed = speed;
+                if let Err(e) = bp.program_enable_after(&[speed.command()]) {
+                    // Resynchronising configures the clock the driver still records.
+                    bp.speed = before;
+                    return Err(e);
+                }
+                return Ok(speed.hz);
+            }
             let during = format!(
                 "setting the SPI speed to {}",
                 crate::job::sck::format_hz(speed.hz)
@@ -458,10 +501,6 @@ impl<L: SerialLink> Programmer for BusPirate<L> {
             let ack = bp.exchange(&[speed.command()], 1, 0, &during)?;
             protocol::expect_ack(ack[0], &during)?;
             bp.speed = speed;
-            // spiSetup() drove CS high: with RESET on CS the target left programming mode.
-            if bp.in_session && bp.options.reset.cs {
-                bp.program_enable()?;
-            }
             Ok(speed.hz)
         })
     }
