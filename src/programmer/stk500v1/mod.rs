@@ -249,8 +249,7 @@ impl<L: SerialLink> Stk500v1<L> {
         if driver.options.dtr_reset {
             driver.reset_board()?;
         }
-        driver.connect_sync()?;
-        driver.identify()?;
+        driver.connect()?;
         Ok(driver)
     }
 
@@ -282,18 +281,32 @@ impl<L: SerialLink> Stk500v1<L> {
         Ok(())
     }
 
-    /// The first sync: stale bytes drained, then one GET_SYNC whose answer is drained with
-    /// anything else the board sends (as avrdude does). When the answer ends in `14 10`, the
-    /// sketch has taken both bytes as GET_SYNC and is idle (the stale output was drained
-    /// before), so it is in step and the drain stops there; otherwise (a sketch left inside a
-    /// frame takes them as data) GET_SYNC is repeated until it answers `14 10`.
-    fn connect_sync(&mut self) -> Result<()> {
+    /// Connects in one round trip where the sketch is in step: stale bytes drained, then
+    /// GET_SYNC with the identify requests right behind it (as avrdude, the first GET_SYNC
+    /// also flushes). When its answer ends in `14 10`, the sketch took both bytes as GET_SYNC
+    /// and was idle (stale output was drained before), and the identify replies follow;
+    /// otherwise (a sketch left inside a frame takes the bytes as data) the rest is drained,
+    /// GET_SYNC repeated until it answers `14 10`, and the identify requests sent again.
+    fn connect(&mut self) -> Result<()> {
         self.link.drain(DRAIN_QUIET)?;
-        self.link.write_all(&wire::get_sync().bytes)?;
+        let frames = identify_frames();
+        let mut bytes = wire::get_sync().bytes;
+        bytes.extend(frames.iter().flat_map(|f| f.bytes.iter().copied()));
+        self.link.write_all(&bytes)?;
         if self.drain_until_in_sync(DRAIN_QUIET)? {
-            return Ok(());
+            let deadline = Instant::now() + self.reply_budget(&frames);
+            let replies: std::result::Result<Vec<Vec<u8>>, Trouble> = frames
+                .iter()
+                .map(|f| self.read_reply(f, deadline, "connecting: identifying the programmer"))
+                .collect();
+            if let Ok(replies) = replies {
+                self.take_identity(&replies);
+                return Ok(());
+            }
         }
-        self.sync_attempts(CONNECT_SYNC_ATTEMPTS, "connecting")
+        self.link.drain(DRAIN_QUIET)?;
+        self.sync_attempts(CONNECT_SYNC_ATTEMPTS, "connecting")?;
+        self.identify()
     }
 
     /// Reads until the bytes so far end with `14 10` (true) or the link has been quiet for
@@ -371,21 +384,19 @@ impl<L: SerialLink> Stk500v1<L> {
 
     /// Reads the sign-on and the hardware and software versions, in one round trip.
     fn identify(&mut self) -> Result<()> {
-        let replies = self.transact(&|_| {
-            vec![
-                wire::get_sign_on(),
-                wire::get_parameter(wire::parm::HW_VER),
-                wire::get_parameter(wire::parm::SW_MAJOR),
-                wire::get_parameter(wire::parm::SW_MINOR),
-            ]
-        })?;
+        let replies = self.transact(&|_| identify_frames())?;
+        self.take_identity(&replies);
+        Ok(())
+    }
+
+    /// Keeps what the replies to [`identify_frames`] say.
+    fn take_identity(&mut self, replies: &[Vec<u8>]) {
         let byte = |i: usize| replies.get(i).and_then(|r| r.first()).copied().unwrap_or(0);
         let sign_on = replies.first().cloned().unwrap_or_default();
         self.firmware.sign_on = String::from_utf8_lossy(&sign_on).into_owned();
         self.firmware.hw = byte(1);
         self.firmware.sw_major = byte(2);
         self.firmware.sw_minor = byte(3);
-        Ok(())
     }
 
     /// Sends the frames `build` makes (rebuilt for each attempt, so that an elided
@@ -644,6 +655,16 @@ impl<L: SerialLink> Stk500v1<L> {
         }
         Ok(sig)
     }
+}
+
+/// Sign-on, hardware version, software major and minor.
+fn identify_frames() -> Vec<Frame> {
+    vec![
+        wire::get_sign_on(),
+        wire::get_parameter(wire::parm::HW_VER),
+        wire::get_parameter(wire::parm::SW_MAJOR),
+        wire::get_parameter(wire::parm::SW_MINOR),
+    ]
 }
 
 /// The word address of an even byte address, as ArduinoISP's 16-bit `here` holds it.

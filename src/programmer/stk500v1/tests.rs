@@ -89,13 +89,13 @@ fn identify_reply() -> Vec<u8> {
     .concat()
 }
 
-/// The writes connecting takes: the flushing GET_SYNC and the identify batch.
-const CONNECT_WRITES: usize = 2;
+/// The writes connecting takes: GET_SYNC with the identify requests behind it.
+const CONNECT_WRITES: usize = 1;
 
-/// What ArduinoISP answers while the driver connects: the flushing sync (answered in step,
-/// so no second sync), then the identify batch.
+/// What ArduinoISP answers while the driver connects: the sync (in step), then the identify
+/// replies.
 fn connect_script() -> Vec<Vec<u8>> {
-    vec![OK.to_vec(), identify_reply()]
+    vec![[OK.to_vec(), identify_reply()].concat()]
 }
 
 fn driver(then: Vec<Vec<u8>>) -> Stk500v1<ScriptedLink> {
@@ -122,13 +122,12 @@ fn connects_and_identifies_arduinoisp() {
     assert!(!info.capabilities.set_sck);
     assert_eq!(d.sck_hz(), Some(125_000));
     let writes = &d.link().writes;
-    assert_eq!(writes.len(), 2);
-    assert_eq!(writes[0], [0x30, 0x20]);
-    // Sign-on and the three versions in one write.
+    // GET_SYNC, sign-on and the three versions in one write.
+    assert_eq!(writes.len(), 1);
     assert_eq!(
-        writes[1],
+        writes[0],
         [
-            0x31, 0x20, 0x41, 0x80, 0x20, 0x41, 0x81, 0x20, 0x41, 0x82, 0x20
+            0x30, 0x20, 0x31, 0x20, 0x41, 0x80, 0x20, 0x41, 0x81, 0x20, 0x41, 0x82, 0x20
         ]
     );
 }
@@ -143,7 +142,8 @@ fn syncs_again_when_the_flushing_sync_is_answered_out_of_step() {
     };
     let d = Stk500v1::new(ScriptedLink::new(script), options).unwrap();
     let writes = &d.link().writes;
-    assert_eq!(writes[0], [0x30, 0x20]);
+    assert_eq!(writes[0][..4], [0x30, 0x20, 0x31, 0x20]);
+    // Out of step: GET_SYNC alone until it is answered, then identify again.
     assert_eq!(writes[1], [0x30, 0x20]);
     assert_eq!(writes[2][..2], [0x31, 0x20]);
     assert_eq!(d.info().firmware, "ArduinoISP (AVR ISP), HW 2, SW 1.18");
