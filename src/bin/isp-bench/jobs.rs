@@ -1,6 +1,7 @@
 //! The four benchmark jobs: what each writes, how our engine is asked to do it, how avrdude is,
 //! and its shape for the limit formula.
 
+use isp_toolbox::emulate::demo::demo_chip;
 use isp_toolbox::error::Result;
 use isp_toolbox::hex::MemoryImage;
 use isp_toolbox::job::runner::JobKind;
@@ -136,21 +137,46 @@ impl BenchJob {
                     single_instructions: setup,
                     erases: 1,
                     fuse_writes: 0,
+                    // Programming Enable, the signature and the erase; the pages follow.
+                    instruction_exchanges: 1,
                 }
             }
-            None => JobShape {
-                pages_written: 0,
-                page_size,
-                bytes_read: 0,
-                bytes_read_high: 0,
-                // Read the three fuses before and after.
-                single_instructions: setup + 2 * FUSE_JOB_VALUES.len() as u64,
-                erases: 0,
-                fuse_writes: FUSE_JOB_VALUES.len() as u64,
-            },
+            None => {
+                // Read the three fuses, write those the board does not hold yet, read each
+                // written one back.
+                let changed = fuses_to_change(part);
+                JobShape {
+                    pages_written: 0,
+                    page_size,
+                    bytes_read: 0,
+                    bytes_read_high: 0,
+                    single_instructions: setup + FUSE_JOB_VALUES.len() as u64 + changed,
+                    erases: 0,
+                    fuse_writes: changed,
+                    // Enable, signature, reads and the first write; each later write with the
+                    // read-back of the one before; the last read-back.
+                    instruction_exchanges: changed + 1,
+                }
+            }
         };
         Ok(shape)
     }
+}
+
+/// How many of the fuse job's bytes differ, on their implemented bits, from what the bench's
+/// board holds (the demo chip: lfuse 0xFF and the part's defaults). A byte that already
+/// matches needs no write: the least any tool must do is read it.
+pub fn fuses_to_change(part: &Part) -> u64 {
+    let board = demo_chip(part);
+    FUSE_JOB_VALUES
+        .iter()
+        .filter(|(kind, value)| {
+            let mask = part.fuse(*kind).map_or(0xFF, |f| f.mask);
+            board
+                .fuse(*kind)
+                .is_none_or(|held| held & mask != value & mask)
+        })
+        .count() as u64
 }
 
 /// The fuse job's values as the engine takes them.

@@ -10,9 +10,12 @@
 //! where
 //! - session start = the wait after RESET before Programming Enable (20 ms, datasheet), or the
 //!   firmware's own longer delays (ArduinoISP's `start_pmode`: 70 ms);
-//! - round trips = the fewest the protocol allows: one per page written (plus one more where
-//!   the commit is a separate request), one per largest read block, one per single instruction
-//!   (plus one per erase and fuse write, and one per byte a bulk read cannot reach);
+//! - round trips = the fewest the protocol allows: the requests that open and close a session
+//!   (besides Programming Enable), one per page written (plus one more where the commit is a
+//!   separate request), one per largest read block, one per single instruction (plus one per
+//!   erase and fuse write, and one per byte a bulk read cannot reach) where each instruction
+//!   is a request of its own (USB), or where several fit one exchange (STK500v1 frames, Bus
+//!   Pirate bulk SPI) one per step that must wait for a self-timed write before the next;
 //! - link time = bytes on the wire × byte time, or USB packets × packet time;
 //! - firmware time = ISP bytes × 8 / SCK × stretch + page pauses (tWD_FLASH or the firmware's
 //!   own, whichever is longer) + tWD_ERASE + tWD_FUSE per fuse;
@@ -40,6 +43,10 @@ pub struct JobShape {
     pub erases: u64,
     /// Fuse bytes written.
     pub fuse_writes: u64,
+    /// The fewest exchanges the single instructions, erases and fuse writes need on a
+    /// programmer that carries any number in one: each self-timed write ends an exchange (the
+    /// next instruction waits for it), and a read after the last one needs one more.
+    pub instruction_exchanges: u64,
 }
 
 /// What the target charges, from the part's datasheet timing (16 MHz m32u4/AT90USB1286).
@@ -68,6 +75,9 @@ pub struct LinkModel {
     /// Least time from opening to Programming Enable: the datasheet's 20 ms after RESET, or
     /// the firmware's own delays where longer, seconds.
     pub session_start_s: f64,
+    /// Requests every session needs besides Programming Enable, each answered before the next
+    /// step: opening the programmer's session and releasing the target at the end.
+    pub session_round_trips: u64,
     /// Fastest ISP clock the firmware offers that is safe for a 16 MHz target (≤ 16 MHz / 6).
     pub sck_hz: f64,
     /// Factor by which firmware work takes longer than the bare SPI bits (USBtiny: the
@@ -90,26 +100,33 @@ pub struct LinkModel {
     pub page_overhead_bytes: u64,
     /// Whether the page commit is a round trip of its own.
     pub commit_is_separate: bool,
+    /// Whether one exchange can carry several ISP instructions (STK500v1 frames sent
+    /// together, Bus Pirate bulk transfers in one burst) rather than one request each.
+    pub batches_instructions: bool,
     /// Whether link time and firmware time overlap (a buffered UART) or add up.
     pub link_overlaps_firmware: bool,
 }
 
 /// ArduinoISP on a Pro Micro (QMK build): `start_pmode` waits 20 + 50 ms, SPI fixed at
-/// F_CPU/128 = 125 kHz, USB CDC at
-/// ~1 µs a byte, 3 ms turnaround, 30 ms PROG_FLICKER per page, ~11 µs of firmware per byte.
+/// F_CPU/128 = 125 kHz, 3 ms turnaround, 30 ms PROG_FLICKER per page, ~11 µs of firmware per
+/// byte. The USB CDC link itself (~1 µs a byte) costs nothing on top: a host that sends its
+/// frames together has the next ones on their way while the sketch is still busy.
 pub const ARDUINOISP: LinkModel = LinkModel {
     programmer: "avrisp",
     bulk_read_reach: None,
     session_start_s: 70e-3,
+    // GET_SYNC (the host cannot know the sketch is in step without it), LEAVE_PROGMODE.
+    session_round_trips: 2,
     sck_hz: 125_000.0,
     stretch: 1.0,
     firmware_byte_s: 4.7e-6 + 6.2e-6,
     firmware_page_pause_s: 30e-3,
-    link_byte_s: 1e-6,
+    link_byte_s: 0.0,
     round_trip_s: 3e-3,
     read_block: 1024,
     page_overhead_bytes: 6,
     commit_is_separate: false,
+    batches_instructions: true,
     link_overlaps_firmware: false,
 };
 
@@ -120,6 +137,8 @@ pub const USBTINY: LinkModel = LinkModel {
     programmer: "usbtiny",
     bulk_read_reach: Some(0x1_0000),
     session_start_s: 20e-3,
+    // POWERUP (clock and RESET), POWERDOWN.
+    session_round_trips: 2,
     sck_hz: 12_000_000.0 / 35.0,
     stretch: 2.52,
     firmware_byte_s: 0.0,
@@ -129,6 +148,7 @@ pub const USBTINY: LinkModel = LinkModel {
     read_block: 255,
     page_overhead_bytes: 0,
     commit_is_separate: true,
+    batches_instructions: false,
     link_overlaps_firmware: false,
 };
 
@@ -139,6 +159,9 @@ pub const BUSPIRATE: LinkModel = LinkModel {
     programmer: "buspirate",
     bulk_read_reach: None,
     session_start_s: 20e-3,
+    // Binary mode (0x00 → BBIO1), SPI mode (0x01 → SPI1), pins/speed/mode (answered 0x01
+    // each), RESET released at the end.
+    session_round_trips: 4,
     sck_hz: 16_000_000.0 / 6.0,
     stretch: 1.0,
     firmware_byte_s: 0.0,
@@ -148,6 +171,7 @@ pub const BUSPIRATE: LinkModel = LinkModel {
     read_block: 4096,
     page_overhead_bytes: 9,
     commit_is_separate: false,
+    batches_instructions: true,
     link_overlaps_firmware: true,
 };
 
@@ -159,6 +183,8 @@ pub const USBASP: LinkModel = LinkModel {
     programmer: "usbasp",
     bulk_read_reach: None,
     session_start_s: 20e-3,
+    // CONNECT, DISCONNECT.
+    session_round_trips: 2,
     sck_hz: 1_500_000.0,
     stretch: 1.0,
     firmware_byte_s: 28e-6,
@@ -168,6 +194,7 @@ pub const USBASP: LinkModel = LinkModel {
     read_block: 255,
     page_overhead_bytes: 0,
     commit_is_separate: false,
+    batches_instructions: false,
     link_overlaps_firmware: false,
 };
 
@@ -206,12 +233,12 @@ pub fn min_round_trips(model: &LinkModel, job: &JobShape) -> u64 {
     let per_page = if model.commit_is_separate { 2 } else { 1 };
     let singles = single_byte_reads(model, job);
     let read_blocks = (job.bytes_read - singles).div_ceil(model.read_block.max(1));
-    job.pages_written * per_page
-        + read_blocks
-        + singles
-        + job.single_instructions
-        + job.erases
-        + job.fuse_writes
+    let instructions = if model.batches_instructions {
+        job.instruction_exchanges
+    } else {
+        job.single_instructions + job.erases + job.fuse_writes
+    };
+    model.session_round_trips + job.pages_written * per_page + read_blocks + singles + instructions
 }
 
 /// ISP bytes clocked to the target: 4 per flash byte written or read, 4 per instruction.
