@@ -65,7 +65,8 @@ pub fn write_fuses(
     let total = review.writes.len() as u64;
     let mut written = Vec::new();
     let mut after = before.clone();
-    for (done, kind) in FuseKind::ALL.iter().enumerate() {
+    let mut done = 0;
+    for kind in FuseKind::ALL.iter() {
         let Some(&value) = review.writes.get(kind) else {
             continue;
         };
@@ -85,7 +86,8 @@ pub fn write_fuses(
             let read = verify_fuse(ctx, *kind, value)?;
             after.insert(*kind, read);
         }
-        ctx.progress(stage, done as u64 + 1, total.max(done as u64 + 1));
+        done += 1;
+        ctx.progress(stage, done, total);
     }
     ctx.log(
         Level::Success,
