@@ -46,14 +46,18 @@ fn write_fuses(chip: EmulatedChip) -> (Result<JobOutcome>, SharedSocket) {
     (outcome, socket)
 }
 
+/// An ATmega32U4 on the default board with `config`'s differences.
+fn chip(config: ChipConfig) -> EmulatedChip {
+    EmulatedChip::new(m32u4(), config).unwrap()
+}
+
 fn fuse(socket: &SharedSocket, kind: FuseKind) -> u8 {
     lock(socket).chip().unwrap().fuse(kind).unwrap()
 }
 
 #[test]
 fn a_chip_on_datasheet_time_is_written_and_read_back_with_no_timing_violation() {
-    let chip = EmulatedChip::new(m32u4(), ChipConfig::default()).unwrap();
-    let (outcome, socket) = write_fuses(chip);
+    let (outcome, socket) = write_fuses(chip(ChipConfig::default()));
     let Ok(JobOutcome::FusesWritten(report)) = outcome else {
         panic!("{outcome:?}")
     };
@@ -82,15 +86,10 @@ fn a_chip_slower_than_the_datasheet_is_polled_and_read_again() {
         fuse: Duration::from_millis(8),
         ..BusyTimes::datasheet(part)
     };
-    let chip = EmulatedChip::new(
-        part,
-        ChipConfig {
-            busy_times: Some(slow),
-            ..ChipConfig::default()
-        },
-    )
-    .unwrap();
-    let (outcome, socket) = write_fuses(chip);
+    let (outcome, socket) = write_fuses(chip(ChipConfig {
+        busy_times: Some(slow),
+        ..ChipConfig::default()
+    }));
     assert!(
         matches!(outcome, Ok(JobOutcome::FusesWritten(_))),
         "{outcome:?}"
@@ -110,19 +109,14 @@ fn a_chip_slower_than_the_datasheet_is_polled_and_read_again() {
 
 #[test]
 fn a_locked_chip_that_ignores_the_write_fails_verify_on_that_byte_and_stops() {
-    let part = m32u4();
     // LB = 10: fuse writes are ignored.
-    let chip = EmulatedChip::new(
-        part,
-        ChipConfig {
-            lock: 0xFE,
-            ..ChipConfig::default()
-        },
-    )
-    .unwrap();
-    let hfuse_before = chip.fuse(FuseKind::High).unwrap();
-    let efuse_before = chip.fuse(FuseKind::Extended).unwrap();
-    let (outcome, socket) = write_fuses(chip);
+    let locked = chip(ChipConfig {
+        lock: 0xFE,
+        ..ChipConfig::default()
+    });
+    let hfuse_before = locked.fuse(FuseKind::High).unwrap();
+    let efuse_before = locked.fuse(FuseKind::Extended).unwrap();
+    let (outcome, socket) = write_fuses(locked);
     let err = outcome.unwrap_err();
     match &err {
         Error::FuseVerify {
