@@ -204,6 +204,19 @@ pub fn normalize(part: &Part, kind: FuseKind, value: u8) -> Result<u8> {
     Ok(value | !byte.mask)
 }
 
+/// The meaning of `value` in a change between `value` and `other`. Where two codes read the
+/// same (two CKSEL codes of one crystal range differ in start-up time, with SUT), the code is
+/// added, so the change never shows as "X → X".
+fn meaning_in_change(field: &crate::part::FuseBitfield, value: u8, other: u8) -> String {
+    let meaning = field.meaning(value);
+    if value != other && meaning == field.meaning(other) {
+        let bits = field.mask.count_ones() as usize;
+        format!("{meaning} ({}={value:0bits$b})", field.name)
+    } else {
+        meaning.to_string()
+    }
+}
+
 /// Reviews writing `proposed` over `current` on `part`.
 ///
 /// Bytes absent from `proposed` are left alone. Bytes absent from `current` (not read) are
@@ -234,8 +247,8 @@ pub fn review(part: &Part, current: &FuseValues, proposed: &FuseValues) -> Resul
                 description: field.description.clone(),
                 from,
                 to,
-                from_meaning: from.map(|f| field.meaning(f).to_string()),
-                to_meaning: field.meaning(to).to_string(),
+                from_meaning: from.map(|f| meaning_in_change(field, f, to)),
+                to_meaning: meaning_in_change(field, to, from.unwrap_or(to)),
                 risk,
                 consequence: consequence(part, &field.name, to, risk),
             });
@@ -311,6 +324,45 @@ mod tests {
         assert!(r.is_noop());
         assert_eq!(r.risk, Risk::Normal);
         r.authorize(&Approval::default()).unwrap();
+    }
+
+    #[test]
+    fn two_codes_with_one_meaning_show_their_codes() {
+        // CKSEL 1111 and 1110 are both "8 MHz and above" (they differ in start-up time).
+        let p = part("m32u4");
+        let r = review(
+            p,
+            &values(&[(FuseKind::Low, 0xFF)]),
+            &values(&[(FuseKind::Low, 0xFE)]),
+        )
+        .unwrap();
+        let cksel = r.changes.iter().find(|c| c.field == "CKSEL").unwrap();
+        assert_ne!(
+            cksel.from_meaning.as_deref(),
+            Some(cksel.to_meaning.as_str())
+        );
+        assert!(
+            cksel.to_meaning.ends_with("(CKSEL=1110)"),
+            "{}",
+            cksel.to_meaning
+        );
+        assert!(
+            cksel
+                .from_meaning
+                .as_deref()
+                .unwrap()
+                .ends_with("(CKSEL=1111)"),
+            "{:?}",
+            cksel.from_meaning
+        );
+        // Codes that read differently are left as they are.
+        let ckdiv = review(
+            p,
+            &values(&[(FuseKind::Low, 0xFF)]),
+            &values(&[(FuseKind::Low, 0x7F)]),
+        )
+        .unwrap();
+        assert!(!ckdiv.changes[0].to_meaning.contains("CKDIV8="));
     }
 
     #[test]
