@@ -272,7 +272,6 @@ fn run_in_session(ctx: &mut Ctx<'_>, kind: &JobKind) -> Result<JobOutcome> {
             Ok(JobOutcome::Fuses { values })
         }
         JobKind::WriteFuses { values, approval } => {
-            let has_lock = values.contains_key(&FuseKind::Lock);
             let (fuses, lock): (FuseValues, FuseValues) =
                 values.iter().partition(|(k, _)| **k != FuseKind::Lock);
             // Review everything together (one confirmation), write fuses first, lock last.
@@ -285,13 +284,26 @@ fn run_in_session(ctx: &mut Ctx<'_>, kind: &JobKind) -> Result<JobOutcome> {
                 accept_high: true,
                 ..approval.clone()
             };
-            let mut report = write_fuses(ctx, &fuses, &authorized, Some(current))?;
-            if has_lock {
-                let now = report.after.clone();
-                let lock_report = write_fuses(ctx, &lock, &authorized, Some(now))?;
-                report.after = lock_report.after;
-                report.written.extend(lock_report.written);
-            }
+            // A lock byte that already holds the value needs no second pass (and no second
+            // "verified" line in the log).
+            let lock_changes = lock.iter().any(|(kind, value)| {
+                let mask = ctx.part.fuse(*kind).map_or(0xFF, |b| b.mask);
+                current
+                    .get(kind)
+                    .is_none_or(|held| held & mask != value & mask)
+            });
+            let mut report = if fuses.is_empty() {
+                write_fuses(ctx, &lock, &authorized, Some(current))?
+            } else {
+                let mut report = write_fuses(ctx, &fuses, &authorized, Some(current))?;
+                if lock_changes {
+                    let now = report.after.clone();
+                    let lock_report = write_fuses(ctx, &lock, &authorized, Some(now))?;
+                    report.after = lock_report.after;
+                    report.written.extend(lock_report.written);
+                }
+                report
+            };
             report.review = review;
             Ok(JobOutcome::FusesWritten(report))
         }
