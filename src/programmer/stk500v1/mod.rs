@@ -391,12 +391,11 @@ impl<L: SerialLink> Stk500v1<L> {
 
     /// Keeps what the replies to [`identify_frames`] say.
     fn take_identity(&mut self, replies: &[Vec<u8>]) {
-        let byte = |i: usize| replies.get(i).and_then(|r| r.first()).copied().unwrap_or(0);
         let sign_on = replies.first().cloned().unwrap_or_default();
         self.firmware.sign_on = String::from_utf8_lossy(&sign_on).into_owned();
-        self.firmware.hw = byte(1);
-        self.firmware.sw_major = byte(2);
-        self.firmware.sw_minor = byte(3);
+        self.firmware.hw = payload_byte(replies, 1);
+        self.firmware.sw_major = payload_byte(replies, 2);
+        self.firmware.sw_minor = payload_byte(replies, 3);
     }
 
     /// Sends the frames `build` makes (rebuilt for each attempt, so that an elided
@@ -644,16 +643,8 @@ impl<L: SerialLink> Stk500v1<L> {
 
     /// The three signature bytes through UNIVERSAL, pipelined (for firmware without READ_SIGN).
     fn read_signature_universal(&mut self) -> Result<[u8; 3]> {
-        let payloads = self.transact(&|_| {
-            (0..3u8)
-                .map(|i| wire::universal(isp::read_signature(i)))
-                .collect()
-        })?;
-        let mut sig = [0u8; 3];
-        for (slot, payload) in sig.iter_mut().zip(&payloads) {
-            *slot = first_byte(std::slice::from_ref(payload));
-        }
-        Ok(sig)
+        let payloads = self.transact(&|_| signature_frames())?;
+        Ok([0, 1, 2].map(|i| payload_byte(&payloads, i)))
     }
 }
 
@@ -676,13 +667,20 @@ fn word_address(byte_addr: u32) -> Result<u16> {
     })
 }
 
-/// The first byte of the first payload (0 if there is none; replies are length-checked).
-fn first_byte(payloads: &[Vec<u8>]) -> u8 {
+/// The first byte of payload `i` (0 if there is none; replies are length-checked).
+fn payload_byte(payloads: &[Vec<u8>], i: usize) -> u8 {
     payloads
-        .first()
+        .get(i)
         .and_then(|p| p.first())
         .copied()
         .unwrap_or(0)
+}
+
+/// Three UNIVERSAL frames reading the signature bytes (every STK500v1 firmware knows them).
+fn signature_frames() -> Vec<Frame> {
+    (0..3u8)
+        .map(|i| wire::universal(isp::read_signature(i)))
+        .collect()
 }
 
 /// What a batch of frames does: their labels joined with `+`.
@@ -752,12 +750,11 @@ impl<L: SerialLink> Programmer for Stk500v1<L> {
                 wire::set_device_ext(part, with_reset_disposition),
                 wire::enter_progmode(),
             ];
-            frames.extend((0..3).map(|i| wire::universal(isp::read_signature(i))));
+            frames.extend(signature_frames());
             frames
         })?;
         self.in_progmode = true;
-        let byte = |i: usize| replies.get(i).and_then(|r| r.first()).copied().unwrap_or(0);
-        self.signature_at_enter = Some([byte(3), byte(4), byte(5)]);
+        self.signature_at_enter = Some([3, 4, 5].map(|i| payload_byte(&replies, i)));
         Ok(())
     }
 
@@ -772,7 +769,7 @@ impl<L: SerialLink> Programmer for Stk500v1<L> {
     /// report the real echo) and byte 0 is 0.
     fn command(&mut self, cmd: Instruction) -> Result<Instruction> {
         let reply = self.transact(&|_| vec![wire::universal(cmd)])?;
-        Ok([0, cmd[0], cmd[1], first_byte(&reply)])
+        Ok([0, cmd[0], cmd[1], payload_byte(&reply, 0)])
     }
 
     /// One UNIVERSAL frame per byte, all in one round trip.
@@ -783,9 +780,8 @@ impl<L: SerialLink> Programmer for Stk500v1<L> {
                 .map(|&k| wire::universal(isp::read_fuse(k)))
                 .collect()
         })?;
-        Ok(payloads
-            .iter()
-            .map(|p| p.first().copied().unwrap_or(0))
+        Ok((0..kinds.len())
+            .map(|i| payload_byte(&payloads, i))
             .collect())
     }
 
