@@ -1,6 +1,6 @@
 //! Fuse and lock jobs: read all, and write through the safety policy with a masked verify.
 
-use super::safety::{Approval, FuseReview, FuseValues, review};
+use super::safety::{Approval, FuseReview, FuseValues, holds, review};
 use super::{Ctx, Level, Stage};
 use crate::error::{Error, Result};
 use crate::part::{FuseKind, Part};
@@ -70,9 +70,8 @@ pub fn write_fuses(
         let Some(&value) = review.writes.get(kind) else {
             continue;
         };
-        let mask = ctx.part.fuse(*kind).map(|b| b.mask).unwrap_or(0xFF);
         let current = before.get(kind).copied();
-        if current.is_some_and(|c| c & mask == value & mask) {
+        if current.is_some_and(|c| holds(ctx.part, *kind, c, value)) {
             // Read a moment ago and matching: already verified.
             ctx.log(
                 Level::Debug,

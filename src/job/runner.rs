@@ -287,10 +287,9 @@ fn run_in_session(ctx: &mut Ctx<'_>, kind: &JobKind) -> Result<JobOutcome> {
             // A lock byte that already holds the value needs no second pass (and no second
             // "verified" line in the log).
             let lock_changes = lock.iter().any(|(kind, value)| {
-                let mask = ctx.part.fuse(*kind).map_or(0xFF, |b| b.mask);
                 current
                     .get(kind)
-                    .is_none_or(|held| held & mask != value & mask)
+                    .is_none_or(|&held| !super::safety::holds(ctx.part, *kind, held, *value))
             });
             let mut report = if fuses.is_empty() {
                 write_fuses(ctx, &lock, &authorized, Some(current))?

@@ -204,6 +204,13 @@ pub fn normalize(part: &Part, kind: FuseKind, value: u8) -> Result<u8> {
     Ok(value | !byte.mask)
 }
 
+/// Whether a fuse byte that reads `held` already holds `wanted` on the bits that exist in
+/// silicon (unimplemented bits read as 1 whatever was written).
+pub fn holds(part: &Part, kind: FuseKind, held: u8, wanted: u8) -> bool {
+    let mask = part.fuse(kind).map_or(0xFF, |b| b.mask);
+    held & mask == wanted & mask
+}
+
 /// The meaning of `value` in a change between `value` and `other`. Where two codes read the
 /// same (two CKSEL codes of one crystal range differ in start-up time, with SUT), the code is
 /// added, so the change never shows as "X → X".

@@ -5,7 +5,7 @@ use isp_toolbox::emulate::demo::demo_chip;
 use isp_toolbox::error::Result;
 use isp_toolbox::hex::MemoryImage;
 use isp_toolbox::job::runner::JobKind;
-use isp_toolbox::job::safety::{Approval, FuseValues};
+use isp_toolbox::job::safety::{Approval, FuseValues, holds};
 use isp_toolbox::part::{FuseKind, Part, PartDb};
 
 use super::limits::JobShape;
@@ -171,10 +171,9 @@ pub fn fuses_to_change(part: &Part) -> u64 {
     FUSE_JOB_VALUES
         .iter()
         .filter(|(kind, value)| {
-            let mask = part.fuse(*kind).map_or(0xFF, |f| f.mask);
             board
                 .fuse(*kind)
-                .is_none_or(|held| held & mask != value & mask)
+                .is_none_or(|held| !holds(part, *kind, held, *value))
         })
         .count() as u64
 }
