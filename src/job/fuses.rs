@@ -32,10 +32,11 @@ pub struct FuseWriteReport {
 }
 
 /// Reads the current values of the proposed bytes (unless the caller read them in this
-/// session with nothing in between that could change them: `current`), reviews the proposal, checks the approval,
-/// writes what changed (lock byte last: LB1 locks the fuses), and reads each written byte back
-/// to verify it on its implemented bits. The values after are those read-backs plus the bytes
-/// that were already right (each byte is read exactly once after its write: no second pass).
+/// session with nothing in between that could change them: `current`), reviews the proposal,
+/// checks the approval, writes what changed (lock byte last: LB1 locks the fuses), and reads
+/// each written byte back to verify it on its implemented bits ([`verify_fuse`]). The values
+/// after are those read-backs plus the bytes that were already right (no second pass over
+/// the bytes).
 ///
 /// Nothing is written if the policy refuses.
 pub fn write_fuses(
