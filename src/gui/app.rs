@@ -1179,7 +1179,7 @@ fn error_text(e: &Error) -> String {
 }
 
 /// The widest font atlas the app asks for, in pixels.
-const FONT_ATLAS_MAX_SIDE: usize = 2048;
+pub(super) const FONT_ATLAS_MAX_SIDE: usize = 2048;
 
 /// egui makes its font atlas as wide as the renderer's largest texture (16384 pixels under
 /// Mesa's software renderer), four bytes a pixel, kept in memory and again as the texture.
@@ -1187,6 +1187,30 @@ const FONT_ATLAS_MAX_SIDE: usize = 2048;
 fn cap_font_atlas(raw_input: &mut egui::RawInput) {
     let side = raw_input.max_texture_side.unwrap_or(FONT_ATLAS_MAX_SIDE);
     raw_input.max_texture_side = Some(side.min(FONT_ATLAS_MAX_SIDE));
+}
+
+impl App {
+    /// Applies the remembered light or dark theme to a new window's context.
+    pub fn apply_saved_theme(&self, ctx: &egui::Context) {
+        if let Some(dark) = self.settings.dark_mode {
+            ctx.set_theme(if dark {
+                egui::Theme::Dark
+            } else {
+                egui::Theme::Light
+            });
+        }
+    }
+
+    /// One frame of the window: remembers its size for the settings, then draws.
+    pub fn window_ui(&mut self, ui: &mut egui::Ui) {
+        let size = ui
+            .ctx()
+            .input(|i| i.viewport().inner_rect.map(|r| [r.width(), r.height()]));
+        if size.is_some() {
+            self.settings.window_size = size;
+        }
+        self.ui(ui);
+    }
 }
 
 /// eframe's view of the app: forwards frames and saves settings on exit.
@@ -1197,26 +1221,14 @@ pub struct EframeApp {
 impl EframeApp {
     /// Wraps the app and applies the remembered theme.
     pub fn new(app: App, cc: &eframe::CreationContext<'_>) -> EframeApp {
-        if let Some(dark) = app.settings.dark_mode {
-            cc.egui_ctx.set_theme(if dark {
-                egui::Theme::Dark
-            } else {
-                egui::Theme::Light
-            });
-        }
+        app.apply_saved_theme(&cc.egui_ctx);
         EframeApp { app }
     }
 }
 
 impl eframe::App for EframeApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        let size = ui
-            .ctx()
-            .input(|i| i.viewport().inner_rect.map(|r| [r.width(), r.height()]));
-        if size.is_some() {
-            self.app.settings.window_size = size;
-        }
-        self.app.ui(ui);
+        self.app.window_ui(ui);
     }
 
     fn raw_input_hook(&mut self, _ctx: &egui::Context, raw_input: &mut egui::RawInput) {

@@ -17,7 +17,9 @@ pub mod log;
 pub mod ports;
 pub mod prepare;
 pub mod production;
+pub mod renderer;
 pub mod settings;
+pub mod software;
 mod view;
 pub mod wiring;
 
@@ -27,7 +29,8 @@ pub use app::{App, AppOptions};
 pub const APP_ID: &str = "io.github.isptoolbox.IspToolbox";
 
 /// Opens the window and runs until it is closed.
-pub fn run() -> eframe::Result {
+pub fn run() -> Result<(), String> {
+    let renderer = renderer::Renderer::for_this_machine()?;
     let options = AppOptions::for_desktop();
     let size = options.settings.window_size.unwrap_or([1180.0, 860.0]);
     let mut viewport = eframe::egui::ViewportBuilder::default()
@@ -39,13 +42,19 @@ pub fn run() -> eframe::Result {
     {
         viewport = viewport.with_icon(icon);
     }
-    let native = eframe::NativeOptions {
-        viewport,
-        ..Default::default()
-    };
-    eframe::run_native(
-        "ISP Toolbox",
-        native,
-        Box::new(move |cc| Ok(Box::new(app::EframeApp::new(App::new(options), cc)))),
-    )
+    match renderer {
+        renderer::Renderer::Software => software::run(App::new(options), viewport),
+        renderer::Renderer::OpenGl => {
+            let native = eframe::NativeOptions {
+                viewport,
+                ..Default::default()
+            };
+            eframe::run_native(
+                "ISP Toolbox",
+                native,
+                Box::new(move |cc| Ok(Box::new(app::EframeApp::new(App::new(options), cc)))),
+            )
+            .map_err(|e| e.to_string())
+        }
+    }
 }
