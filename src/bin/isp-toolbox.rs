@@ -4,15 +4,24 @@
 
 use std::process::ExitCode;
 
+use isp_toolbox::gui::renderer::Renderer;
+
 fn main() -> ExitCode {
-    match isp_toolbox::gui::run() {
+    let renderer = match Renderer::for_this_machine() {
+        Ok(renderer) => renderer,
+        Err(e) => {
+            eprintln!("isp-toolbox: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match isp_toolbox::gui::run(renderer) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("isp-toolbox: cannot open the window: {e}");
             eprintln!(
-                "hint: the app needs a desktop session (on Linux DISPLAY or WAYLAND_DISPLAY set, \
-                 and OpenGL through Mesa or a GPU driver); isp-toolbox-cli does everything \
-                 without one"
+                "hint: the app needs a desktop session (on Linux DISPLAY or WAYLAND_DISPLAY \
+                 set); if OpenGL is what failed, ISP_TOOLBOX_RENDERER=software draws the window \
+                 without it; isp-toolbox-cli does everything without a window"
             );
             ExitCode::FAILURE
         }

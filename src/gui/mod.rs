@@ -28,9 +28,8 @@ pub use app::{App, AppOptions};
 /// The id desktop environments know the app by (matches the .desktop file and AppStream).
 pub const APP_ID: &str = "io.github.isptoolbox.IspToolbox";
 
-/// Opens the window and runs until it is closed.
-pub fn run() -> Result<(), String> {
-    let renderer = renderer::Renderer::for_this_machine()?;
+/// Opens the window, drawn by `renderer`, and runs until it is closed.
+pub fn run(renderer: renderer::Renderer) -> Result<(), String> {
     let options = AppOptions::for_desktop();
     let size = options.settings.window_size.unwrap_or([1180.0, 860.0]);
     let mut viewport = eframe::egui::ViewportBuilder::default()

@@ -1,5 +1,6 @@
 //! Which renderer draws the window: OpenGL where there is a GPU, the CPU otherwise.
 
+use std::fs::OpenOptions;
 use std::path::Path;
 
 /// The environment variable that overrides the choice (`opengl` or `software`).
@@ -18,20 +19,18 @@ impl Renderer {
     /// The renderer for this machine: the variable's choice if set, else OpenGL when a GPU is
     /// present. Errors name the variable and what it accepts.
     pub fn choose(variable: Option<&str>, has_gpu: bool) -> Result<Renderer, String> {
-        match variable.map(str::trim) {
+        let name = variable.map(|name| name.trim().to_ascii_lowercase());
+        match name.as_deref() {
             None | Some("") | Some("auto") => Ok(if has_gpu {
                 Renderer::OpenGl
             } else {
                 Renderer::Software
             }),
-            Some(name) if name.eq_ignore_ascii_case("opengl") || name == "gl" => {
-                Ok(Renderer::OpenGl)
-            }
-            Some(name) if name.eq_ignore_ascii_case("software") || name == "cpu" => {
-                Ok(Renderer::Software)
-            }
-            Some(other) => Err(format!(
-                "{RENDERER_VARIABLE}={other:?} is not a renderer; use opengl, software or auto"
+            Some("opengl" | "gl") => Ok(Renderer::OpenGl),
+            Some("software" | "cpu") => Ok(Renderer::Software),
+            Some(_) => Err(format!(
+                "{RENDERER_VARIABLE}={:?} is not a renderer; use opengl, software or auto",
+                variable.unwrap_or_default()
             )),
         }
     }
@@ -43,16 +42,23 @@ impl Renderer {
     }
 }
 
-/// Whether a GPU driver is likely: on Linux a DRM device node (`/dev/dri`); Windows and macOS
-/// always have an OpenGL driver.
+/// Whether a GPU driver is likely: on Linux a DRM render node (`/dev/dri/renderD*`) this user
+/// may open; Windows and macOS always have an OpenGL driver.
 fn has_gpu() -> bool {
-    if cfg!(target_os = "linux") {
-        Path::new("/dev/dri")
-            .read_dir()
-            .is_ok_and(|mut entries| entries.next().is_some())
-    } else {
-        true
+    if !cfg!(target_os = "linux") {
+        return true;
     }
+    let Ok(entries) = Path::new("/dev/dri").read_dir() else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        entry.file_name().to_string_lossy().starts_with("renderD")
+            && OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(entry.path())
+                .is_ok()
+    })
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use std::num::NonZeroU32;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use eframe::egui::{self, ViewportBuilder, ViewportId, ViewportInfo};
 use egui_winit::accesskit_winit;
@@ -56,6 +56,9 @@ pub fn run(app: App, viewport: ViewportBuilder) -> Result<(), String> {
         open: None,
         painter: Painter::default(),
         repaint_at: None,
+        pacing: Pacing {
+            earliest_next: Instant::now(),
+        },
         failure: None,
     };
     event_loop
@@ -76,6 +79,7 @@ struct SoftwareWindow {
     painter: Painter,
     /// The earliest frame egui has asked for, if later than now.
     repaint_at: Option<Instant>,
+    pacing: Pacing,
     failure: Option<String>,
 }
 
@@ -85,7 +89,10 @@ struct OpenWindow {
     surface: softbuffer::Surface<Rc<Window>, Rc<Window>>,
     input: egui_winit::State,
     info: ViewportInfo,
+    /// Made visible after its first frame.
     shown: bool,
+    /// Covered by other windows (as the platform reports it).
+    occluded: bool,
 }
 
 impl SoftwareWindow {
@@ -108,27 +115,29 @@ impl SoftwareWindow {
         input.init_accesskit(event_loop, &window, self.proxy.clone());
         let mut info = ViewportInfo::default();
         egui_winit::update_viewport_info(&mut info, &self.ctx, &window, true);
-        window.request_redraw();
         Ok(OpenWindow {
             window,
             surface,
             input,
             info,
             shown: false,
+            occluded: false,
         })
     }
 
-    /// Runs the app for one frame and puts it on screen.
+    /// Runs the app for one frame and puts it on screen (unless nobody can see it).
     fn paint(&mut self, event_loop: &ActiveEventLoop) -> Result<(), String> {
         let Some(open) = &mut self.open else {
             return Ok(());
         };
+        let started = Instant::now();
         let window = open.window.clone();
         egui_winit::update_viewport_info(&mut open.info, &self.ctx, &window, false);
         let mut raw_input = open.input.take_egui_input(&window);
         raw_input
             .viewports
             .insert(ViewportId::ROOT, open.info.clone());
+        open.info.events.clear();
         let app = &mut self.app;
         let mut output = self.ctx.run_ui(raw_input, |ui| app.window_ui(ui));
         open.input.handle_platform_output_with_event_loop(
@@ -137,37 +146,24 @@ impl SoftwareWindow {
             output.platform_output,
         );
 
-        // Textures first, even for a frame not drawn (minimised): egui sends each change once.
+        // Textures first, even for a frame not drawn: egui sends each change once.
         self.painter.set_textures(&mut output.textures_delta);
-        let size = window.inner_size();
-        if let (Some(width), Some(height)) =
-            (NonZeroU32::new(size.width), NonZeroU32::new(size.height))
-        {
+        let hidden = open.occluded || window.is_minimized() == Some(true);
+        let shown = if hidden {
+            Ok(())
+        } else {
             let primitives = self.ctx.tessellate(output.shapes, output.pixels_per_point);
-            open.surface
-                .resize(width, height)
-                .map_err(|e| format!("cannot resize the window's buffer: {e}"))?;
-            let mut buffer = open
-                .surface
-                .buffer_mut()
-                .map_err(|e| format!("cannot draw to the window: {e}"))?;
-            let mut target = Target {
-                pixels: &mut buffer,
-                width: size.width as usize,
-                height: size.height as usize,
-            };
             let background = self.ctx.global_style().visuals.panel_fill;
-            self.painter.paint(
-                &mut target,
+            present(
+                open,
+                &self.painter,
                 &primitives,
                 output.pixels_per_point,
                 background,
-            );
-            buffer
-                .present()
-                .map_err(|e| format!("cannot show the frame: {e}"))?;
-        }
+            )
+        };
         self.painter.free_textures(&mut output.textures_delta);
+        shown?;
         if !open.shown {
             window.set_visible(true);
             open.shown = true;
@@ -184,18 +180,20 @@ impl SoftwareWindow {
                 &mut actions,
             );
             close = open.info.events.contains(&egui::ViewportEvent::Close);
+            self.pacing.painted(started, hidden);
             if let Some(when) = Instant::now().checked_add(viewport.repaint_delay) {
                 self.schedule(when);
             }
         }
         if close {
-            self.close(event_loop);
+            event_loop.exit();
         }
         Ok(())
     }
 
-    /// Asks for a frame at `when` (now, or when the earliest pending request falls due).
+    /// Asks for a frame at `when`, or as soon after as the frame pacing allows.
     fn schedule(&mut self, when: Instant) {
+        let when = when.max(self.pacing.earliest_next);
         if when <= Instant::now() {
             if let Some(open) = &self.open {
                 open.window.request_redraw();
@@ -205,14 +203,65 @@ impl SoftwareWindow {
         }
     }
 
-    fn close(&mut self, event_loop: &ActiveEventLoop) {
-        self.app.save_settings();
-        event_loop.exit();
-    }
-
     fn fail(&mut self, event_loop: &ActiveEventLoop, failure: String) {
         self.failure = Some(failure);
         event_loop.exit();
+    }
+}
+
+/// Paints the tessellated frame into the window's buffer and shows it.
+fn present(
+    open: &mut OpenWindow,
+    painter: &Painter,
+    primitives: &[egui::ClippedPrimitive],
+    pixels_per_point: f32,
+    background: egui::Color32,
+) -> Result<(), String> {
+    let size = open.window.inner_size();
+    let (Some(width), Some(height)) = (NonZeroU32::new(size.width), NonZeroU32::new(size.height))
+    else {
+        return Ok(());
+    };
+    open.surface
+        .resize(width, height)
+        .map_err(|e| format!("cannot resize the window's buffer: {e}"))?;
+    let mut buffer = open
+        .surface
+        .buffer_mut()
+        .map_err(|e| format!("cannot draw to the window: {e}"))?;
+    let mut target = Target {
+        pixels: &mut buffer,
+        width: size.width as usize,
+        height: size.height as usize,
+    };
+    painter.paint(&mut target, primitives, pixels_per_point, background);
+    // Lets Wayland pace the next frame.
+    open.window.pre_present_notify();
+    buffer
+        .present()
+        .map_err(|e| format!("cannot show the frame: {e}"))
+}
+
+/// Keeps the CPU painter from taking a whole core while something animates (a spinner asks
+/// for every frame, and X11 has no vsync to slow it): frames at most every [`MIN_INTERVAL`] or
+/// twice the last frame's cost, whichever is longer, and ten a second while nobody sees them.
+struct Pacing {
+    earliest_next: Instant,
+}
+
+/// About 60 frames a second.
+const MIN_INTERVAL: Duration = Duration::from_millis(16);
+/// The pace while minimised or covered: the app's logic (job events) still runs.
+const HIDDEN_INTERVAL: Duration = Duration::from_millis(100);
+
+impl Pacing {
+    fn painted(&mut self, started: Instant, hidden: bool) {
+        let interval = if hidden {
+            HIDDEN_INTERVAL
+        } else {
+            MIN_INTERVAL.max(started.elapsed() * 2)
+        };
+        self.earliest_next = started + interval;
     }
 }
 
@@ -223,8 +272,18 @@ impl ApplicationHandler<Wake> for SoftwareWindow {
         }
         match self.open(event_loop) {
             Ok(open) => self.open = Some(open),
-            Err(failure) => self.fail(event_loop, failure),
+            Err(failure) => return self.fail(event_loop, failure),
         }
+        // Paint the first frame now: Windows sends no redraw request to a hidden window, and
+        // the window is shown after its first frame.
+        if let Err(failure) = self.paint(event_loop) {
+            self.fail(event_loop, failure);
+        }
+    }
+
+    fn exiting(&mut self, _: &ActiveEventLoop) {
+        // Every way out passes here: the close button, File → Quit, Cmd-Q, a failure.
+        self.app.save_settings();
     }
 
     fn window_event(&mut self, event_loop: &ActiveEventLoop, _: WindowId, event: WindowEvent) {
@@ -237,10 +296,13 @@ impl ApplicationHandler<Wake> for SoftwareWindow {
                     self.fail(event_loop, failure);
                 }
             }
-            WindowEvent::CloseRequested | WindowEvent::Destroyed => self.close(event_loop),
+            WindowEvent::CloseRequested | WindowEvent::Destroyed => event_loop.exit(),
             event => {
+                if let WindowEvent::Occluded(occluded) = event {
+                    open.occluded = occluded;
+                }
                 if open.input.on_window_event(&open.window, &event).repaint {
-                    open.window.request_redraw();
+                    self.schedule(Instant::now());
                 }
             }
         }
@@ -260,7 +322,7 @@ impl ApplicationHandler<Wake> for SoftwareWindow {
                     }
                     accesskit_winit::WindowEvent::ActionRequested(request) => {
                         open.input.on_accesskit_action_request(request);
-                        open.window.request_redraw();
+                        self.schedule(Instant::now());
                     }
                     accesskit_winit::WindowEvent::AccessibilityDeactivated => {
                         self.ctx.disable_accesskit();
