@@ -4,8 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use eframe::egui::{self, Rect, pos2, vec2};
-use isp_toolbox::gui::software::raster::{Painter, Target};
+use isp_toolbox::gui::software::offscreen::Offscreen;
 use isp_toolbox::gui::{App, AppOptions, settings::Settings};
 
 const FRAMES: usize = 60;
@@ -31,44 +30,23 @@ fn measure(size: [usize; 2], pixels_per_point: f32, dark: bool) -> Timings {
         ..Settings::default()
     };
     let mut app = App::new(AppOptions::for_tests(settings));
-    let ctx = egui::Context::default();
-    app.apply_saved_theme(&ctx);
-    let mut painter = Painter::default();
-    let mut pixels = vec![0; size[0] * size[1]];
+    let mut frame = Offscreen::new(size, pixels_per_point);
+    app.apply_saved_theme(&frame.ctx);
     let mut timings = Timings {
         layout: Vec::new(),
         tessellate: Vec::new(),
         paint: Vec::new(),
     };
-    for frame in 0..FRAMES + 5 {
-        let points = vec2(size[0] as f32, size[1] as f32) / pixels_per_point;
-        let mut input = egui::RawInput {
-            screen_rect: Some(Rect::from_min_size(pos2(0.0, 0.0), points)),
-            max_texture_side: Some(2048),
-            ..Default::default()
-        };
-        input
-            .viewports
-            .entry(egui::ViewportId::ROOT)
-            .or_default()
-            .native_pixels_per_point = Some(pixels_per_point);
+    for pass in 0..FRAMES + 5 {
         let start = Instant::now();
-        let mut output = ctx.run_ui(input, |ui| app.window_ui(ui));
+        let mut output = frame.run(|ui| app.window_ui(ui));
         let laid_out = Instant::now();
-        let primitives = ctx.tessellate(std::mem::take(&mut output.shapes), pixels_per_point);
+        let primitives = frame.tessellate(&mut output);
         let tessellated = Instant::now();
-        painter.set_textures(&mut output.textures_delta);
-        let mut target = Target {
-            pixels: &mut pixels,
-            width: size[0],
-            height: size[1],
-        };
-        let background = ctx.global_style().visuals.panel_fill;
-        painter.paint(&mut target, &primitives, pixels_per_point, background);
-        painter.free_textures(&mut output.textures_delta);
+        frame.paint(&primitives, &mut output.textures_delta);
         let painted = Instant::now();
         // The first frames build the font atlas; measure the steady state.
-        if frame >= 5 {
+        if pass >= 5 {
             timings.layout.push(laid_out - start);
             timings.tessellate.push(tessellated - laid_out);
             timings.paint.push(painted - tessellated);

@@ -2,48 +2,15 @@
 //! the font atlas included), and the painter puts them in the right pixels.
 
 use eframe::egui::{self, Color32, Rect, pos2, vec2};
-use isp_toolbox::gui::software::raster::{Painter, Target};
+use isp_toolbox::gui::software::offscreen::Offscreen;
 use isp_toolbox::gui::{App, AppOptions, settings::Settings};
 
 /// Runs `ui` for a few passes (egui sizes some widgets on the first) and paints the last.
-fn render(
-    ctx: &egui::Context,
-    size: [usize; 2],
-    pixels_per_point: f32,
-    mut ui: impl FnMut(&mut egui::Ui),
-) -> Vec<u32> {
-    let mut painter = Painter::default();
-    let mut pixels = vec![0; size[0] * size[1]];
+fn render(frame: &mut Offscreen, mut ui: impl FnMut(&mut egui::Ui)) -> Vec<u32> {
     for _ in 0..3 {
-        let points = vec2(size[0] as f32, size[1] as f32) / pixels_per_point;
-        let mut input = egui::RawInput {
-            screen_rect: Some(Rect::from_min_size(pos2(0.0, 0.0), points)),
-            max_texture_side: Some(2048),
-            ..Default::default()
-        };
-        input
-            .viewports
-            .entry(egui::ViewportId::ROOT)
-            .or_default()
-            .native_pixels_per_point = Some(pixels_per_point);
-        let mut output = ctx.run_ui(input, &mut ui);
-        painter.set_textures(&mut output.textures_delta);
-        let primitives = ctx.tessellate(output.shapes, output.pixels_per_point);
-        let mut target = Target {
-            pixels: &mut pixels,
-            width: size[0],
-            height: size[1],
-        };
-        let background = ctx.global_style().visuals.panel_fill;
-        painter.paint(
-            &mut target,
-            &primitives,
-            output.pixels_per_point,
-            background,
-        );
-        painter.free_textures(&mut output.textures_delta);
+        frame.frame(&mut ui);
     }
-    pixels
+    frame.pixels().to_vec()
 }
 
 fn rgb(color: Color32) -> u32 {
@@ -83,13 +50,14 @@ fn count_where(
 #[test]
 fn text_and_shapes_land_where_egui_laid_them_out() {
     for scale in [1.0, 2.0] {
-        let ctx = egui::Context::default();
-        ctx.set_theme(egui::Theme::Light);
+        let size = [(240.0 * scale) as usize, (100.0 * scale) as usize];
+        let mut frame = Offscreen::new(size, scale);
+        frame.ctx.set_theme(egui::Theme::Light);
+        let ctx = frame.ctx.clone();
         let square = Rect::from_min_size(pos2(150.0, 60.0), vec2(20.0, 10.0));
         let square_color = Color32::from_rgb(200, 30, 40);
         let mut label = Rect::NOTHING;
-        let size = [(240.0 * scale) as usize, (100.0 * scale) as usize];
-        let pixels = render(&ctx, size, scale, |ui| {
+        let pixels = render(&mut frame, |ui| {
             egui::CentralPanel::default().show(ui, |ui| {
                 label = ui.label("Flash bootloader").rect;
                 ui.painter().rect_filled(square, 0.0, square_color);
@@ -132,10 +100,11 @@ fn the_app_window_paints_in_both_themes() {
             ..Settings::default()
         };
         let mut app = App::new(AppOptions::for_tests(settings));
-        let ctx = egui::Context::default();
-        app.apply_saved_theme(&ctx);
         let size = [1180, 860];
-        let pixels = render(&ctx, size, 1.0, |ui| app.window_ui(ui));
+        let mut frame = Offscreen::new(size, 1.0);
+        app.apply_saved_theme(&frame.ctx);
+        let ctx = frame.ctx.clone();
+        let pixels = render(&mut frame, |ui| app.window_ui(ui));
 
         let visuals = ctx.global_style().visuals.clone();
         assert_eq!(visuals.dark_mode, dark);

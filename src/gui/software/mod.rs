@@ -3,6 +3,7 @@
 //! about 80 MB of memory for a window of buttons; this path needs about a tenth of that
 //! (docs/BENCHMARKS.md).
 
+pub mod offscreen;
 pub mod raster;
 mod window;
 
