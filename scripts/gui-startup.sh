@@ -5,10 +5,13 @@
 # Prints a table; exits non-zero if the window never paints. Run from the repository root
 # after `cargo build --release`. Needs xvfb, xdotool and imagemagick (Debian packages).
 # Usage: scripts/gui-startup.sh [RUNS] [BINARY] [RENDERERS, default "software opengl"]
+# Fails if the software renderer's resident memory exceeds MAX_SOFTWARE_RSS_MB (default 100,
+# the GUI's memory target; it measures about 22 MB).
 set -eu
 runs=${1:-5}
 bin=${2:-target/release/isp-toolbox}
 renderers=${3:-software opengl}
+max_software_rss=${MAX_SOFTWARE_RSS_MB:-100}
 display=:97
 [ -x "$bin" ] || { echo "gui-startup: $bin is not built (cargo build --release)" >&2; exit 2; }
 for tool in Xvfb xdotool import; do
@@ -53,6 +56,11 @@ for renderer in $renderers; do
         rss=$(awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$app/status")
         peak=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$app/status")
         echo "| $renderer | $i | $(secs "${mapped:-0}") | $(secs "$frame") | $rss | $peak |"
+        if [ "$renderer" = software ] && [ "$peak" -gt "$max_software_rss" ]; then
+            echo "gui-startup: the software renderer peaked at $peak MB, over the $max_software_rss MB target" >&2
+            kill "$app"
+            exit 1
+        fi
         kill "$app"
         wait "$app" 2>/dev/null || true
         sleep 1
