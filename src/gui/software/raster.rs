@@ -496,13 +496,20 @@ mod tests {
 
     /// A painter holding egui's usual 1×1 white texture as the default texture.
     fn painter_with_white() -> Painter {
+        painter_with(
+            TextureId::default(),
+            ColorImage::new([1, 1], vec![Color32::WHITE]),
+            TextureOptions::LINEAR,
+        )
+    }
+
+    /// A painter holding one texture.
+    fn painter_with(id: TextureId, image: ColorImage, options: TextureOptions) -> Painter {
         let mut painter = Painter::default();
         let mut delta = TexturesDelta::default();
-        let white = ColorImage::new([1, 1], vec![Color32::WHITE]);
-        delta.set.insert(
-            TextureId::default(),
-            vec![ImageDelta::full(white, TextureOptions::LINEAR)].into(),
-        );
+        delta
+            .set
+            .insert(id, vec![ImageDelta::full(image, options)].into());
         painter.set_textures(&mut delta);
         painter
     }
@@ -579,18 +586,12 @@ mod tests {
     fn the_rectangle_shortcut_paints_what_the_triangles_paint() {
         // A 4×3 texture stretched over an odd rectangle, tinted and translucent: the same
         // pixels through the rectangle path and through the general triangle path.
-        let mut painter = Painter::default();
         let id = TextureId::Managed(5);
         let texels = (0..12u8)
             .map(|i| Color32::from_rgba_premultiplied(i * 20, 255 - i * 20, 90, 200))
             .collect();
-        let mut delta = TexturesDelta::default();
         let image = ColorImage::new([4, 3], texels);
-        delta.set.insert(
-            id,
-            vec![ImageDelta::full(image, TextureOptions::LINEAR)].into(),
-        );
-        painter.set_textures(&mut delta);
+        let painter = painter_with(id, image, TextureOptions::LINEAR);
         let rect = Rect::from_min_max(pos2(1.3, 0.7), pos2(15.6, 9.2));
         let uv = Rect::from_min_max(pos2(0.1, 0.05), pos2(0.9, 1.0));
         let tint = Color32::from_rgba_premultiplied(200, 180, 160, 220);
@@ -708,7 +709,6 @@ mod tests {
 
     #[test]
     fn textures_are_sampled_tinted_and_patched() {
-        let mut painter = Painter::default();
         let id = TextureId::Managed(7);
         let texels = vec![
             Color32::from_rgb(255, 0, 0),
@@ -716,13 +716,8 @@ mod tests {
             Color32::from_rgb(0, 0, 255),
             Color32::TRANSPARENT,
         ];
-        let mut delta = TexturesDelta::default();
         let image = ColorImage::new([2, 2], texels);
-        delta.set.insert(
-            id,
-            vec![ImageDelta::full(image, TextureOptions::NEAREST)].into(),
-        );
-        painter.set_textures(&mut delta);
+        let mut painter = painter_with(id, image, TextureOptions::NEAREST);
 
         let draw = |painter: &Painter, tint: Color32| {
             let mut mesh = Mesh::with_texture(id);
@@ -757,15 +752,9 @@ mod tests {
 
     #[test]
     fn linear_textures_blend_neighbouring_texels() {
-        let mut painter = Painter::default();
         let id = TextureId::Managed(3);
         let image = ColorImage::new([2, 1], vec![Color32::BLACK, Color32::WHITE]);
-        let mut delta = TexturesDelta::default();
-        delta.set.insert(
-            id,
-            vec![ImageDelta::full(image, TextureOptions::LINEAR)].into(),
-        );
-        painter.set_textures(&mut delta);
+        let painter = painter_with(id, image, TextureOptions::LINEAR);
         // Stretch the 2-texel texture over 4 pixels: centres at texel 0.25, 0.75, 1.25, 1.75,
         // so the middle two mix the texels a quarter and three quarters.
         let mut mesh = Mesh::with_texture(id);
